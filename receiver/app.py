@@ -1,0 +1,130 @@
+"""The ASGI application: wiring of mappings, credentials, store, writer and routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from .accesslog import AccessLog
+from .config import ConfigError, Settings
+from .credentials import Credentials, load_credentials
+from .ingest.endpoint import Ingest, build_sources
+from .mapping import CompiledMapping, load_dir
+from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .openapi import build_openapi
+from .problems import Problem
+from .responses import JSONResponse, problem_response
+from .store.base import StorageError, Store
+from .store.sqlite import SQLiteStore
+from .writer import Writer
+
+log = logging.getLogger("receiver")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@dataclass
+class Service:
+    settings: Settings
+    mappings: dict[str, CompiledMapping]
+    credentials: Credentials
+    store: Store
+    writer: Writer
+    metrics: Metrics
+
+
+def make_store(settings: Settings) -> Store:
+    path = settings.sqlite_path
+    if path is not None:
+        return SQLiteStore(path)
+    raise ConfigError(f"unsupported RECEIVER_DATABASE_URL {settings.database_url!r}")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    mappings = load_dir(settings.mappings_dir)
+    credentials = load_credentials(
+        settings.data_dir, settings.env, sorted({m.envelope.credential.setting for m in mappings.values()})
+    )
+    store = make_store(settings)
+    writer = Writer(store, settings.queue_size, settings.batch_max)
+    metrics = Metrics(lambda: writer.depth)
+    service = Service(settings, mappings, credentials, store, writer, metrics)
+    ingest = Ingest(
+        build_sources(mappings, credentials, settings.dedup_window_seconds),
+        writer,
+        metrics,
+        settings.max_body_bytes,
+    )
+    openapi = build_openapi(mappings)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await store.ping()
+        except (StorageError, Exception) as e:  # any failure means "not ready"
+            return problem_response(Problem(503, "Service Unavailable", f"storage not writable: {type(e).__name__}",
+                                            headers={"Retry-After": "1"}))
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi_endpoint(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        await writer.start()
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await store.close()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        p = Problem(exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail))
+        if exc.headers:
+            p.headers.update(exc.headers)
+        return problem_response(p)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem_response(Problem(500, "Internal Server Error", "the request could not be handled"))
+
+    routes = [
+        Route("/hooks/{source}", ingest.handle, methods=ALL_METHODS),
+        Route("/hooks/{source}/{rest:path}", ingest.handle, methods=ALL_METHODS),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    app.state.service = service
+    app.add_middleware(AccessLog)
+    return app
+
+
+_TITLES: dict[int, str] = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
+
+
+def service_of(app: Any) -> Service:
+    svc: Service = app.state.service
+    return svc

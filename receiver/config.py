@@ -1,0 +1,69 @@
+"""Configuration from environment variables (CONTRACT section 8)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+
+
+class ConfigError(Exception):
+    """A setting has a value the service cannot run with."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    mappings_dir: Path
+    max_body_bytes: int = 1024 * 1024
+    dedup_window_seconds: int = 600
+    queue_size: int = 10_000
+    batch_max: int = 512
+    api_key: str | None = None
+    #: Credentials given in the environment, by variable name (RECEIVER_KARTRA_TOKEN, ...).
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("RECEIVER_DATA_DIR") or "./data").resolve()
+        database_url = env.get("RECEIVER_DATABASE_URL") or f"sqlite:///{data_dir / 'receiver.db'}"
+        mappings_dir = Path(env.get("RECEIVER_MAPPINGS_DIR") or DEFAULT_MAPPINGS_DIR)
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            mappings_dir=mappings_dir,
+            max_body_bytes=_int(env, "RECEIVER_MAX_BODY_BYTES", 1024 * 1024, minimum=1),
+            dedup_window_seconds=_int(env, "RECEIVER_DEDUP_WINDOW_SECONDS", 600),
+            queue_size=_int(env, "RECEIVER_QUEUE_SIZE", 10_000, minimum=1),
+            batch_max=_int(env, "RECEIVER_BATCH_MAX", 512, minimum=1),
+            api_key=env.get("RECEIVER_API_KEY") or None,
+            env=env,
+        )
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None when the database is not SQLite."""
+        url = self.database_url
+        if url.startswith("sqlite:///"):
+            return Path(url[len("sqlite:///") :])
+        if url.startswith("sqlite://"):
+            return Path(url[len("sqlite://") :])
+        return None

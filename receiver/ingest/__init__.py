@@ -1,0 +1,1 @@
+"""The ingest edge: read, parse, authenticate, map, store, answer."""

@@ -1,0 +1,140 @@
+"""The mapping file, as typed structures (decoded and validated by msgspec).
+
+A mapping file describes one source completely: its envelope (how bodies are
+parsed, where its credential is, its vendor-compatible routes) and how each of
+its event types becomes a canonical event. See README "Mapping files".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+Privacy = Literal["hash", "mask", "drop"]
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Credential(Base, kw_only=True):
+    setting: str
+    """Environment variable holding the secret, e.g. RECEIVER_KARTRA_TOKEN."""
+    locations: list[str]
+    """Where a request carries it, in order: ``query:NAME``, ``header:NAME``, ``bearer``,
+    ``field:NAME`` (a form or JSON body field)."""
+
+
+class Answer(Base, kw_only=True):
+    style: Literal["standard", "ok", "success_flag"] = "standard"
+    """standard: 202/200 JSON of CONTRACT section 2. ok: the same bodies, always 200.
+    success_flag: ``{"success": true, "message", …echo}`` / ``{"success": false, "error"}``."""
+    message: str = ""
+    echo: list[str] = []
+    """Document fields copied into a success_flag answer (e.g. customer_code)."""
+    invalid_status: int = 422
+    """Status for a delivery that breaks the vendor's constraints."""
+
+
+class Route(Base, kw_only=True):
+    path: str = "/"
+    methods: list[str] = msgspec.field(default_factory=lambda: ["POST"])
+    responder: Literal["ingest", "client_id"] = "ingest"
+    """ingest: authenticate, parse, map, store. client_id: answer a new anonymous id."""
+    answer: Answer = msgspec.field(default_factory=Answer)
+    source_type: str | None = None
+    """The vendor event type of deliveries on this route (available as ``@route/source_type``)."""
+    require: list[str] = []
+    """Paths that must be present when the event's type is this route's source_type."""
+
+
+class Envelope(Base, kw_only=True):
+    body: Literal["json", "form", "json_or_form"] = "json"
+    json_fields: list[str] = []
+    """Form/JSON fields that hold JSON text (Convead ``data``); a bad one is a 400."""
+    query_fields: bool = False
+    """Query parameters are part of the payload (merged under the body's fields)."""
+    batch: bool = False
+    """A top-level JSON array carries several events."""
+    credential: Credential
+    dedup_window_seconds: int | None = None
+    routes: list[Route] = msgspec.field(default_factory=lambda: [Route()])
+
+
+class Field(Base, kw_only=True):
+    from_: list[str] = msgspec.field(default_factory=list, name="from")
+    transforms: list[str | dict[str, Any]] = []
+    default: Any = None
+    required: bool = False
+    privacy: list[Privacy] = []
+    # Arrays and objects built item by item.
+    each: str | None = None
+    fields: dict[str, FieldInput] | None = None
+    key: FieldInput | None = None
+    value: FieldInput | None = None
+    # Choice of a field spec by a value.
+    switch: str | None = None
+    cases: dict[str, FieldInput] | None = None
+
+
+FieldInput: TypeAlias = str | list[str] | Field
+
+
+class Constraint(Base, kw_only=True):
+    required: bool = False
+    type: Literal["string", "number", "integer", "boolean", "object", "array"] | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    enum: list[Any] | None = None
+    format: Literal["url", "date"] | None = None
+    max_items: int | None = None
+    max_properties: int | None = None
+    items: Constraint | None = None
+
+
+class TypeRule(Base, kw_only=True):
+    path: str
+    equals: Any = None
+    value: str | None = None
+    """The source type to use when ``path`` equals ``equals`` (else the value at path)."""
+
+
+class Rewrite(Base, kw_only=True):
+    """Move a value inside the event before mapping (e.g. an SDK patch into a profile)."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+    transforms: list[str | dict[str, Any]] = []
+
+
+class IdentityDecl(Base, kw_only=True):
+    kind: str
+    from_: list[str] = msgspec.field(name="from")
+    known: bool = True
+    transforms: list[str | dict[str, Any]] = []
+
+
+class TypeSpec(Base, kw_only=True):
+    type: str
+    fields: dict[str, FieldInput] = {}
+    constraints: dict[str, Constraint] = {}
+
+
+class MappingFile(Base, kw_only=True):
+    source: str
+    version: int
+    envelope: Envelope
+    event_root: list[str] = msgspec.field(default_factory=lambda: [""])
+    """Where the event sits in each item, first match wins (Croct SDK: ``/payload``)."""
+    type_from: list[str | TypeRule]
+    roots: dict[str, list[str]] = {}
+    """Path aliases: ``@person/email`` expands to each listed root + ``/email``."""
+    rewrite: list[Rewrite] = []
+    identities: list[IdentityDecl] = []
+    fields: dict[str, FieldInput] = {}
+    constraints: dict[str, Constraint] = {}
+    types: dict[str, str | TypeSpec]

@@ -1,0 +1,39 @@
+"""Prometheus metrics: deliveries by source and outcome, ingest latency, queue depth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    """One registry per app, so several apps (tests) never collide."""
+
+    def __init__(self, queue_depth: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "receiver_deliveries",
+            "Deliveries by source and outcome (accepted, unmapped, duplicate, rejected, ...)",
+            ["source", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "receiver_ingest_seconds",
+            "Time from request to answer, storage commit included",
+            ["source"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        depth = Gauge("receiver_queue_depth", "Deliveries waiting for the writer", registry=self.registry)
+        depth.set_function(lambda: float(queue_depth()))
+
+    def observe(self, source: str, status: str, seconds: float) -> None:
+        self.deliveries.labels(source, status).inc()
+        self.latency.labels(source).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,77 @@
+"""What the ingest edge hands to storage, and the interface every backend implements.
+
+A backend receives whole batches (``write_batch``): one transaction holds many
+deliveries, each isolated by a savepoint, so one bad delivery never takes down its
+neighbours, and every answer is sent only after the transaction holding it committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from ..events import Event, Identity
+from ..problems import FieldError
+
+Status = Literal["accepted", "unmapped", "rejected"]
+BodyFormat = Literal["original", "document", "withheld"]
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    """One HTTP request a vendor sent, as stored (credentials removed, privacy applied)."""
+
+    id: str
+    source: str
+    received_at: str
+    method: str
+    path: str
+    content_type: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes | None
+    body_format: BodyFormat
+    """original: the bytes as received. document: the parsed document, re-encoded as JSON
+    after credentials and privacy-marked fields were removed. withheld: not kept."""
+    status: Status
+    reasons: list[FieldError] = []
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    mapping: str | None = None
+
+
+class WriteRequest(msgspec.Struct, kw_only=True):
+    delivery: Delivery
+    events: list[Event] = []
+    identities: list[list[Identity]] = []
+    """Per event, the identities it carries (for lead resolution)."""
+    dedup_window_seconds: int = 600
+    dedup: bool = True
+
+
+class WriteResult(msgspec.Struct):
+    delivery_id: str
+    duplicate: bool = False
+
+
+class StorageError(Exception):
+    """The store cannot take writes now (disk full, locked, gone)."""
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write_batch(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+        """Write all in one transaction; one result (or the error of that delivery) each.
+        Raises StorageError when the transaction itself cannot commit."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StorageError unless the store can take a write now."""
+        ...
+
+    async def get_delivery(self, delivery_id: str) -> dict[str, Any] | None: ...
+
+    async def count(self, table: str) -> int: ...

@@ -1,0 +1,206 @@
+"""The embedded default store: one SQLite file in WAL mode, ``synchronous=FULL``.
+
+All writes go through one connection on one dedicated thread (SQLite has one writer
+anyway); the group-commit writer hands it whole batches. Reads use aiosqlite
+connections of their own, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from .base import StorageError, WriteRequest, WriteResult
+from .migrate import migrations
+
+_encode = msgspec.json.encode
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA secure_delete=ON",
+)
+
+
+def _window_start(received_at: str, seconds: int) -> str:
+    t = datetime.strptime(received_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return (t - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._run(self._open_sync)
+        self._reader = await aiosqlite.connect(self.path)
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._reader.row_factory = aiosqlite.Row
+
+    def _open_sync(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, name, sql in migrations("sqlite"):
+            if version in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (version, name, datetime.now(UTC).isoformat()),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- writes -------------------------------------------------------------------------
+    async def write_batch(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+        try:
+            result: list[WriteResult | Exception] = await self._run(self._write_batch_sync, batch)
+        except sqlite3.Error as e:
+            raise StorageError(str(e)) from e
+        return result
+
+    def _write_batch_sync(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+        conn = self._conn
+        if conn is None:
+            raise StorageError("the store is closed")
+        results: list[WriteResult | Exception] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for req in batch:
+                conn.execute("SAVEPOINT delivery")
+                try:
+                    results.append(self._write_one(conn, req))
+                    conn.execute("RELEASE delivery")
+                except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError) as e:
+                    # This delivery alone is bad: undo it, keep the batch.
+                    conn.execute("ROLLBACK TO delivery")
+                    conn.execute("RELEASE delivery")
+                    results.append(e)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _find_duplicate(self, conn: sqlite3.Connection, req: WriteRequest) -> str | None:
+        d = req.delivery
+        if d.idempotency_key is not None:
+            row = conn.execute(
+                "SELECT id FROM deliveries WHERE source = ? AND idempotency_key = ?",
+                (d.source, d.idempotency_key),
+            ).fetchone()
+            return None if row is None else str(row[0])
+        if d.fingerprint is None or req.dedup_window_seconds <= 0:
+            return None
+        row = conn.execute(
+            "SELECT id FROM deliveries WHERE source = ? AND fingerprint = ? AND received_at >= ?"
+            " AND status != 'rejected' ORDER BY received_at LIMIT 1",
+            (d.source, d.fingerprint, _window_start(d.received_at, req.dedup_window_seconds)),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _write_one(self, conn: sqlite3.Connection, req: WriteRequest) -> WriteResult:
+        d = req.delivery
+        if req.dedup and d.status != "rejected":
+            first = self._find_duplicate(conn, req)
+            if first is not None:
+                return WriteResult(first, duplicate=True)
+        conn.execute(
+            "INSERT INTO deliveries (id, source, received_at, method, path, content_type, query,"
+            " headers, body, body_format, status, reasons, idempotency_key, fingerprint, mapping)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                d.id, d.source, d.received_at, d.method, d.path, d.content_type,
+                _encode(d.query).decode(), _encode(d.headers).decode(), d.body, d.body_format,
+                d.status, _encode(d.reasons).decode(),
+                # A rejected delivery does not claim its key: the vendor's fixed retry must pass.
+                None if d.status == "rejected" else d.idempotency_key,
+                d.fingerprint, d.mapping,
+            ),
+        )
+        if req.events:
+            conn.executemany(
+                "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
+                " received_at, lead_id, anonymous_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.id, e.delivery_id, e.source, e.type, e.source_type, e.occurred_at,
+                     e.received_at, e.lead_id, e.anonymous_id, _encode(e))
+                    for e in req.events
+                ],
+            )
+        return WriteResult(d.id)
+
+    async def ping(self) -> None:
+        try:
+            await self._run(self._ping_sync)
+        except sqlite3.Error as e:
+            raise StorageError(str(e)) from e
+
+    def _ping_sync(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise StorageError("the store is closed")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+
+    # -- reads --------------------------------------------------------------------------
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StorageError("the store is closed")
+        return self._reader
+
+    async def get_delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        async with self._r().execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        for key in ("query", "headers", "reasons"):
+            out[key] = msgspec.json.decode(out[key])
+        return out
+
+    async def count(self, table: str) -> int:
+        if table not in ("deliveries", "events"):
+            raise ValueError(table)
+        async with self._r().execute(f"SELECT count(*) FROM {table}") as cur:  # noqa: S608
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0

@@ -1,0 +1,82 @@
+"""Group commit: one writer per process drains a bounded queue into batched transactions.
+
+Each request waits on a future that is resolved only after the transaction holding
+its delivery has committed (answer after commit). A full queue is refused at once
+(503 + Retry-After) instead of letting memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from .store.base import StorageError, Store, WriteRequest, WriteResult
+
+log = logging.getLogger("receiver.writer")
+
+
+class Overloaded(Exception):
+    """The write queue is full."""
+
+
+class Writer:
+    def __init__(self, store: Store, queue_size: int = 10_000, batch_max: int = 512) -> None:
+        self.store = store
+        self.batch_max = batch_max
+        self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteResult]]] = (
+            asyncio.Queue(maxsize=queue_size)
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="receiver-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            # Let what is queued commit before the process goes away.
+            while not self._queue.empty() and not self._task.done():
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(self, request: WriteRequest) -> WriteResult:
+        if self._task is None or self._task.done():
+            raise StorageError("the writer is not running")
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((request, future))
+        except asyncio.QueueFull:
+            raise Overloaded from None
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                results = await self.store.write_batch([r for r, _ in batch])
+            except Exception as e:  # the transaction failed: nothing in it is stored
+                log.error("batch of %d not committed: %s", len(batch), type(e).__name__)
+                err = e if isinstance(e, StorageError) else StorageError(str(e))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            for (_, fut), res in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, Exception):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
