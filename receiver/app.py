@@ -44,7 +44,7 @@ class Service:
 def make_store(settings: Settings) -> Store:
     path = settings.sqlite_path
     if path is not None:
-        return SQLiteStore(path)
+        return SQLiteStore(path, settings.busy_timeout_ms)
     raise ConfigError(f"unsupported RECEIVER_DATABASE_URL {settings.database_url!r}")
 
 

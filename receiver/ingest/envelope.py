@@ -42,6 +42,8 @@ def check_content_type(envelope: Envelope, content_type: str) -> None:
 def decode_json(body: bytes, where: str = "") -> Any:
     try:
         return msgspec.json.decode(body)
+    except UnicodeDecodeError as e:
+        raise bad_request("the body is not valid UTF-8", [FieldError(where, str(e))]) from None
     except msgspec.DecodeError as e:
         msg = str(e)
         if "utf-8" in msg.lower():
@@ -145,7 +147,7 @@ def decode_inner(envelope: Envelope, doc: Any) -> None:
                 where = (f"/{index}" if isinstance(doc, list) else "") + f"/{name}"
                 try:
                     item[name] = msgspec.json.decode(value.encode("utf-8"))
-                except msgspec.DecodeError as e:
+                except (msgspec.DecodeError, UnicodeError) as e:
                     raise bad_request(
                         f"the field {name!r} is not valid JSON", [FieldError(where, str(e))]
                     ) from None

@@ -25,7 +25,6 @@ _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
     "PRAGMA secure_delete=ON",
 )
 
@@ -36,8 +35,9 @@ def _window_start(received_at: str, seconds: int) -> str:
 
 
 class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -47,13 +47,14 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._run(self._open_sync)
         self._reader = await aiosqlite.connect(self.path)
-        await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self._reader.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         self._reader.row_factory = aiosqlite.Row
 
     def _open_sync(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in _PRAGMAS:
             conn.execute(pragma)
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations"
             " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
