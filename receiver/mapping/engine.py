@@ -411,7 +411,9 @@ class CompiledMapping:
         for i, ident in enumerate(spec.identities):
             f = Field(from_=ident.from_, transforms=[*ident.transforms])
             self._identities.append(
-                _Identity(ident.kind, ident.known, c._field(f"identities[{i}]", f, common_placed))
+                # Identity paths are not "placed": the event keeps them in extra, since
+                # the canonical event has no identities field of its own.
+                _Identity(ident.kind, ident.known, c._field(f"identities[{i}]", f, []))
             )
 
         self._privacy_paths: list[tuple[list[str], list[Privacy]]] = []
