@@ -22,6 +22,7 @@ from .mapping import CompiledMapping, load_dir
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openapi import build_openapi
 from .problems import Problem
+from .read.api import ReadAPI
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
 from .store.sqlite import SQLiteStore
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics,
         settings.max_body_bytes,
     )
+    read_api = ReadAPI(store, writer, mappings, credentials.get("RECEIVER_API_KEY"))
     openapi = build_openapi(mappings)
 
     async def healthz(request: Request) -> Response:
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        *read_api.routes(),
     ]
     app = Starlette(
         routes=routes,

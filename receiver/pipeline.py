@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from msgspec import Struct
 
+from .clock import now_rfc3339
 from .events import Event, Identity
 from .ids import new_id
 from .mapping import CompiledMapping
@@ -20,10 +20,6 @@ class Mapped(Struct):
     identities: list[list[Identity]]
     reasons: list[FieldError]
     unmapped: list[dict[str, Any]]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def map_document(

@@ -25,7 +25,8 @@ from ..ids import new_id
 from ..mapping import CompiledMapping
 from ..mapping.spec import Route
 from ..metrics import Metrics
-from ..pipeline import map_document, now_rfc3339
+from ..clock import now_rfc3339
+from ..pipeline import map_document
 from ..problems import FieldError, Problem, bad_request, unprocessable
 from ..responses import problem_response
 from ..store.base import Delivery, StorageError, WriteRequest

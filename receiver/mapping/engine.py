@@ -107,6 +107,9 @@ class _Compiler:
         self.where = where
         self.roots = {k: v for k, v in spec.roots.items()}
 
+    def expand(self, path: str) -> list[str]:
+        return expand(path, self.roots)
+
     def fail(self, key: str, reason: str) -> MappingError:
         return MappingError(f"{self.where}: {key}", reason)
 
@@ -151,7 +154,7 @@ class _Compiler:
             elif ns == "item":
                 placed.append(["@item", *tokens])
         try:
-            chain = [tf.build(t) for t in spec.transforms]
+            chain = [tf.build(t, self.expand) for t in spec.transforms]
         except tf.SpecError as e:
             raise self.fail(key, str(e)) from None
         default, required, private = spec.default, spec.required, bool(spec.privacy)
@@ -392,16 +395,16 @@ class CompiledMapping:
                     type_placed.append(tokens)
                 self._type_rules.append((compile_getter(p), r.equals, r.value))
 
-        self._rewrites = []
+        self._rewrites: list[tuple[list[str], list[str], list[tf.Fn], frozenset[str]]] = []
         for i, rw in enumerate(spec.rewrite):
             (ns1, t1), (ns2, t2) = parse(rw.from_), parse(rw.to)
             if ns1 or ns2 or not t1 or not t2:
                 raise c.fail(f"rewrite[{i}]", "'from' and 'to' are event paths")
             try:
-                chain = [tf.build(t) for t in rw.transforms]
+                chain = [tf.build(t, c.expand) for t in rw.transforms]
             except tf.SpecError as e:
                 raise c.fail(f"rewrite[{i}]", str(e)) from None
-            self._rewrites.append((t1, t2, chain))
+            self._rewrites.append((t1, t2, chain, frozenset(rw.only)))
 
         common_placed: list[list[str]] = []
         common = c.outputs(spec.fields, "fields", common_placed)
@@ -567,7 +570,9 @@ class CompiledMapping:
         if tspec is None:
             outcome.unmapped.append({"index": index, "source_type": st})
             return
-        for src, dst, chain in self._rewrites:
+        for src, dst, chain, only in self._rewrites:
+            if only and st not in only:
+                continue
             v = pop_in(event, src)
             if v is None or v == "":
                 continue
@@ -597,7 +602,9 @@ class CompiledMapping:
         for ident in self._identities:
             v = ident.fn(event, ctx, "")
             if v is not None and not isinstance(v, dict | list):
-                identities.append(Identity(ident.kind, tf._to_string(v, None, ctx), ident.known))
+                found = Identity(ident.kind, tf._to_string(v, None, ctx), ident.known)
+                if found not in identities:
+                    identities.append(found)
         if len(outcome.errors) > n_errors:
             return
         lead = out.get("lead") or None

@@ -109,6 +109,8 @@ class Rewrite(Base, kw_only=True):
     from_: str = msgspec.field(name="from")
     to: str
     transforms: list[str | dict[str, Any]] = []
+    only: list[str] = []
+    """Source types this rewrite applies to (all when empty)."""
 
 
 class IdentityDecl(Base, kw_only=True):

@@ -8,7 +8,10 @@ that into a 422 naming the field's pointer. Returning None means "absent".
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import math
 import re
 from collections.abc import Callable
@@ -20,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-from .paths import Ctx, Getter, compile_getter
+from .paths import Ctx, Getter, PathError, compile_getter
 
 Fn = Callable[[Any, Any, Ctx], Any]
 
@@ -433,6 +436,25 @@ def t_apply_patch(args: Any) -> Fn:
     return lambda v, n, c: apply_patch(v)
 
 
+def t_jwt_claim(args: Any) -> Fn:
+    """A claim (``claim``, default ``sub``) read from a JWT's payload. The signature is not
+    checked: the token identifies a visitor, it does not authorise anything here."""
+    claim = args.get("claim", "sub") if isinstance(args, dict) else "sub"
+
+    def fn(v: Any, n: Any, c: Ctx) -> Any:
+        if not isinstance(v, str) or v.count(".") != 2:
+            return None
+        part = v.split(".")[1]
+        try:
+            payload = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        except (ValueError, binascii.Error):
+            return None
+        value = payload.get(claim) if isinstance(payload, dict) else None
+        return value if isinstance(value, str | int) and value != "" else None
+
+    return fn
+
+
 REGISTRY: dict[str, Callable[[Any], Fn]] = {
     "trim": t_trim,
     "lower": t_lower,
@@ -455,10 +477,15 @@ REGISTRY: dict[str, Callable[[Any], Fn]] = {
     "first": t_first,
     "string_list": t_string_list,
     "apply_patch": t_apply_patch,
+    "jwt_claim": t_jwt_claim,
 }
 
 
-def build(ref: str | dict[str, Any]) -> Fn:
+#: Transform arguments that hold paths (expanded through the mapping's roots).
+PATH_ARGS = ("country", "base")
+
+
+def build(ref: str | dict[str, Any], expand: Callable[[str], list[str]] | None = None) -> Fn:
     """``"lower"`` or ``{"datetime": {"format": …}}`` -> a transform function."""
     if isinstance(ref, str):
         name, args = ref, None
@@ -469,4 +496,13 @@ def build(ref: str | dict[str, Any]) -> Fn:
     factory = REGISTRY.get(name)
     if factory is None:
         raise SpecError(f"unknown transform {name!r} (known: {', '.join(sorted(REGISTRY))})")
-    return factory(args)
+    if expand is not None and isinstance(args, dict):
+        args = dict(args)
+        for key in PATH_ARGS:
+            if key in args:
+                paths = [args[key]] if isinstance(args[key], str) else list(args[key])
+                args[key] = [q for p in paths for q in expand(p)]
+    try:
+        return factory(args)
+    except (PathError, TypeError, AttributeError) as e:
+        raise SpecError(f"transform {name!r}: {e}") from None

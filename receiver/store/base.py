@@ -47,6 +47,8 @@ class WriteRequest(msgspec.Struct, kw_only=True):
     """Per event, the identities it carries (for lead resolution)."""
     dedup_window_seconds: int = 600
     dedup: bool = True
+    replace: bool = False
+    """Replay: the delivery exists; its events are replaced, not doubled."""
 
 
 class WriteResult(msgspec.Struct):

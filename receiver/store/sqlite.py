@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,10 @@ import aiosqlite
 import msgspec
 
 from .base import StorageError, WriteRequest, WriteResult
+from ..clock import now_rfc3339
 from .migrate import migrations
+from .sqlite_leads import resolve
+from .sqlite_read import SQLiteReads
 
 _encode = msgspec.json.encode
 _PRAGMAS = (
@@ -34,7 +38,7 @@ def _window_start(received_at: str, seconds: int) -> str:
     return (t - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteReads):
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
@@ -141,23 +145,33 @@ class SQLiteStore:
 
     def _write_one(self, conn: sqlite3.Connection, req: WriteRequest) -> WriteResult:
         d = req.delivery
-        if req.dedup and d.status != "rejected":
+        if req.dedup and not req.replace and d.status != "rejected":
             first = self._find_duplicate(conn, req)
             if first is not None:
                 return WriteResult(first, duplicate=True)
-        conn.execute(
-            "INSERT INTO deliveries (id, source, received_at, method, path, content_type, query,"
-            " headers, body, body_format, status, reasons, idempotency_key, fingerprint, mapping)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                d.id, d.source, d.received_at, d.method, d.path, d.content_type,
-                _encode(d.query).decode(), _encode(d.headers).decode(), d.body, d.body_format,
-                d.status, _encode(d.reasons).decode(),
-                # A rejected delivery does not claim its key: the vendor's fixed retry must pass.
-                None if d.status == "rejected" else d.idempotency_key,
-                d.fingerprint, d.mapping,
-            ),
-        )
+        if req.replace:
+            conn.execute("DELETE FROM events WHERE delivery_id = ?", (d.id,))
+            conn.execute(
+                "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",
+                (d.status, _encode(d.reasons).decode(), d.mapping, d.id),
+            )
+        else:
+            conn.execute(
+                "INSERT INTO deliveries (id, source, received_at, method, path, content_type, query,"
+                " headers, body, body_format, status, reasons, idempotency_key, fingerprint, mapping)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    d.id, d.source, d.received_at, d.method, d.path, d.content_type,
+                    _encode(d.query).decode(), _encode(d.headers).decode(), d.body, d.body_format,
+                    d.status, _encode(d.reasons).decode(),
+                    # A rejected delivery does not claim its key: the vendor's fixed retry must pass.
+                    None if d.status == "rejected" else d.idempotency_key,
+                    d.fingerprint, d.mapping,
+                ),
+            )
+        now = now_rfc3339()
+        for event, idents in zip(req.events, req.identities or [[]] * len(req.events), strict=True):
+            event.lead_id = resolve(conn, event, idents, now)
         if req.events:
             conn.executemany(
                 "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
@@ -183,25 +197,47 @@ class SQLiteStore:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
 
-    # -- reads --------------------------------------------------------------------------
-    def _r(self) -> aiosqlite.Connection:
-        if self._reader is None:
+    # -- erasure ------------------------------------------------------------------------
+    async def erase_lead(self, lead_id: str) -> bool:
+        """Delete a lead, its merged-away ids, its events and the deliveries behind them,
+        then truncate the WAL, so none of its bytes remain in the files. False if unknown."""
+        try:
+            found: bool = await self._run(self._erase_sync, lead_id)
+        except sqlite3.Error as e:
+            raise StorageError(str(e)) from e
+        return found
+
+    def _erase_sync(self, lead_id: str) -> bool:
+        conn = self._conn
+        if conn is None:
             raise StorageError("the store is closed")
-        return self._reader
-
-    async def get_delivery(self, delivery_id: str) -> dict[str, Any] | None:
-        async with self._r().execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)) as cur:
-            row = await cur.fetchone()
+        row = conn.execute("SELECT id, merged_into FROM leads WHERE id = ?", (lead_id,)).fetchone()
         if row is None:
-            return None
-        out = dict(row)
-        for key in ("query", "headers", "reasons"):
-            out[key] = msgspec.json.decode(out[key])
-        return out
-
-    async def count(self, table: str) -> int:
-        if table not in ("deliveries", "events"):
-            raise ValueError(table)
-        async with self._r().execute(f"SELECT count(*) FROM {table}") as cur:  # noqa: S608
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+            return False
+        live = row[1] or row[0]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [live] + [r[0] for r in conn.execute("SELECT id FROM leads WHERE merged_into = ?", (live,))]
+            marks = ",".join("?" * len(ids))
+            deliveries = [
+                r[0] for r in conn.execute(
+                    f"SELECT DISTINCT delivery_id FROM events WHERE lead_id IN ({marks})", ids  # noqa: S608
+                )
+            ]
+            for d in deliveries:
+                conn.execute("DELETE FROM events WHERE delivery_id = ?", (d,))
+                conn.execute("DELETE FROM deliveries WHERE id = ?", (d,))
+            conn.execute(f"DELETE FROM identities WHERE lead_id IN ({marks})", ids)  # noqa: S608
+            conn.execute(f"DELETE FROM leads WHERE id IN ({marks})", ids)  # noqa: S608
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # secure_delete zeroed the freed pages in the main file; the WAL still holds the old
+        # page images until it is checkpointed and truncated.
+        for _ in range(100):
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.02)  # a reader still holds an older snapshot
+        return True

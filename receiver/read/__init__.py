@@ -1,0 +1,1 @@
+"""The read API (CONTRACT section 7): query, export, replay, erase."""

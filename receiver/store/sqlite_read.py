@@ -1,0 +1,251 @@
+"""Read side of the SQLite store: keyset paging (``id < cursor``), newest first.
+
+Ids are UUIDv7, monotonic by arrival, so "newest first" is ``ORDER BY id DESC`` and a
+cursor is the last id of a page: rows arriving meanwhile sort before it and can
+neither be skipped nor repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from ..leads import unflatten
+
+_dec = msgspec.json.decode
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    source: str | None = None
+    type: str | None = None
+    lead_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    email_sha256: str | None = None
+    source: str | None = None
+    updated_since: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    status: str | None = None
+    source: str | None = None
+
+
+def event_from_row(data: bytes, lead_id: str | None) -> dict[str, Any]:
+    event: dict[str, Any] = _dec(data)
+    event["lead_id"] = lead_id  # may have changed since (linking, merges)
+    return event
+
+
+class SQLiteReads:
+    _reader: aiosqlite.Connection | None
+
+    def _db(self) -> aiosqlite.Connection:
+        from .base import StorageError
+
+        if self._reader is None:
+            raise StorageError("the store is closed")
+        return self._reader
+
+    async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[aiosqlite.Row]:
+        async with self._db().execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> aiosqlite.Row | None:
+        async with self._db().execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def live_lead_id(self, lead_id: str) -> str | None:
+        row = await self._one("SELECT id, merged_into FROM leads WHERE id = ?", (lead_id,))
+        if row is None:
+            return None
+        return str(row["merged_into"] or row["id"])
+
+    # -- events -------------------------------------------------------------------------
+    async def _event_where(self, q: EventQuery) -> tuple[list[str], list[Any]]:
+        where, args = [], []
+        if q.source:
+            where.append("source = ?")
+            args.append(q.source)
+        if q.type:
+            where.append("type = ?")
+            args.append(q.type)
+        if q.lead_id:
+            where.append("lead_id = ?")
+            args.append(await self.live_lead_id(q.lead_id) or q.lead_id)
+        if q.since:
+            where.append("received_at >= ?")
+            args.append(q.since)
+        if q.until:
+            where.append("received_at < ?")
+            args.append(q.until)
+        return where, args
+
+    async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        where, args = await self._event_where(q)
+        if before:
+            where.append("id < ?")
+            args.append(before)
+        sql = "SELECT data, lead_id FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._all(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+        return [event_from_row(r["data"], r["lead_id"]) for r in rows]
+
+    async def iter_events(self, q: EventQuery, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        before = None
+        while True:
+            page = await self.list_events(q, before, chunk)
+            for e in page:
+                yield e
+            if len(page) < chunk:
+                return
+            before = page[-1]["id"]
+
+    async def get_event(self, event_id: str) -> dict[str, Any] | None:
+        row = await self._one("SELECT data, lead_id FROM events WHERE id = ?", (event_id,))
+        return None if row is None else event_from_row(row["data"], row["lead_id"])
+
+    # -- leads --------------------------------------------------------------------------
+    async def _lead_record(self, row: aiosqlite.Row) -> dict[str, Any]:
+        lead_id = row["id"]
+        agg = await self._one(
+            "SELECT count(*) AS n, min(occurred_at) AS first, max(occurred_at) AS last"
+            " FROM events WHERE lead_id = ?",
+            (lead_id,),
+        )
+        sources = await self._all(
+            "SELECT DISTINCT source FROM events WHERE lead_id = ?"
+            " UNION SELECT DISTINCT source FROM identities WHERE lead_id = ?",
+            (lead_id, lead_id),
+        )
+        idents = await self._all(
+            "SELECT source, kind, value FROM identities WHERE lead_id = ? ORDER BY first_seen_at, kind",
+            (lead_id,),
+        )
+        return {
+            "id": lead_id,
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "first_seen_at": agg["first"] if agg and agg["first"] else row["created_at"],
+            "last_seen_at": agg["last"] if agg and agg["last"] else row["updated_at"],
+            "traits": unflatten(_dec(row["traits"])),
+            "identities": [{"source": i["source"], "kind": i["kind"], "value": i["value"]} for i in idents],
+            "sources": sorted(s["source"] for s in sources),
+            "event_count": agg["n"] if agg else 0,
+        }
+
+    async def get_lead(self, lead_id: str) -> dict[str, Any] | None:
+        live = await self.live_lead_id(lead_id)
+        if live is None:
+            return None
+        row = await self._one("SELECT * FROM leads WHERE id = ?", (live,))
+        return None if row is None else await self._lead_record(row)
+
+    async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        where, args = ["merged_into IS NULL"], []
+        if q.email_sha256:
+            where.append(
+                "id IN (SELECT coalesce(l.merged_into, l.id) FROM identities i JOIN leads l"
+                " ON l.id = i.lead_id WHERE i.kind = 'email_sha256' AND i.value = ?)"
+            )
+            args.append(q.email_sha256)
+        if q.source:
+            where.append(
+                "(EXISTS (SELECT 1 FROM events e WHERE e.lead_id = leads.id AND e.source = ?)"
+                " OR EXISTS (SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?))"
+            )
+            args += [q.source, q.source]
+        if q.updated_since:
+            where.append("updated_at >= ?")
+            args.append(q.updated_since)
+        if before:
+            where.append("id < ?")
+            args.append(before)
+        sql = "SELECT * FROM leads WHERE " + " AND ".join(where) + " ORDER BY id DESC LIMIT ?"
+        rows = await self._all(sql, [*args, limit])
+        return [await self._lead_record(r) for r in rows]
+
+    async def iter_leads(self, q: LeadQuery, chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
+        before = None
+        while True:
+            page = await self.list_leads(q, before, chunk)
+            for lead in page:
+                yield lead
+            if len(page) < chunk:
+                return
+            before = page[-1]["id"]
+
+    # -- deliveries ---------------------------------------------------------------------
+    @staticmethod
+    def _delivery(row: aiosqlite.Row, with_body: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: row[k] for k in ("id", "source", "received_at", "method", "path", "content_type",
+                                "status", "idempotency_key", "mapping", "body_format")
+        }
+        out["reasons"] = _dec(row["reasons"])
+        if with_body:
+            out["query"] = _dec(row["query"])
+            out["headers"] = _dec(row["headers"])
+            body = row["body"]
+            if body is None:
+                out["body"] = None
+            else:
+                try:
+                    out["body"] = bytes(body).decode("utf-8")
+                except UnicodeDecodeError:
+                    out["body"] = None
+                    out["body_base64"] = __import__("base64").b64encode(body).decode()
+        return out
+
+    async def list_deliveries(self, q: DeliveryQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        where, args = [], []
+        if q.status:
+            where.append("status = ?")
+            args.append(q.status)
+        if q.source:
+            where.append("source = ?")
+            args.append(q.source)
+        if before:
+            where.append("id < ?")
+            args.append(before)
+        sql = "SELECT * FROM deliveries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._all(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+        return [self._delivery(r, with_body=False) for r in rows]
+
+    async def get_delivery_record(self, delivery_id: str) -> dict[str, Any] | None:
+        row = await self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+        if row is None:
+            return None
+        out = self._delivery(row, with_body=True)
+        out["events"] = [
+            {"id": r["id"], "type": r["type"]}
+            for r in await self._all("SELECT id, type FROM events WHERE delivery_id = ? ORDER BY id", (delivery_id,))
+        ]
+        return out
+
+    async def delivery_ids(self, q: DeliveryQuery) -> list[str]:
+        where, args = [], []
+        if q.status:
+            where.append("status = ?")
+            args.append(q.status)
+        if q.source:
+            where.append("source = ?")
+            args.append(q.source)
+        sql = "SELECT id FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")
+        return [str(r["id"]) for r in await self._all(sql + " ORDER BY id", args)]
+
+    async def raw_delivery(self, delivery_id: str) -> aiosqlite.Row | None:
+        return await self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
