@@ -245,13 +245,16 @@ class _Compiler:
                 for i, x in els:
                     b = f"{base}{each_ptr}/{i}"
                     k = key_fn(x, ctx, b)
-                    if k is not None:
-                        out_obj[str(k)] = vfn(x, ctx, b)
+                    v = vfn(x, ctx, b) if k is not None else None
+                    if v is not None:  # an empty value is no entry (CONTRACT section 2)
+                        out_obj[str(k)] = v
                 return out_obj or None
 
             return fn
 
         def fn_fields(node: Any, ctx: Ctx, base: str) -> Any:
+            if not isinstance(get_list(node, ctx), list | dict):
+                return None  # absent stays absent; an empty array stays []
             out: list[Any] = []
             for i, x in elements(node, ctx):
                 b = f"{base}{each_ptr}/{i}"
@@ -574,6 +577,8 @@ class CompiledMapping:
             if only and st not in only:
                 continue
             v = pop_in(event, src)
+            if len(src) > 1 and _get(event, src[:-1]) == {}:
+                pop_in(event, src[:-1])  # leave no empty shell behind in extra
             if v is None or v == "":
                 continue
             try:
