@@ -3,6 +3,9 @@
 Each ``tests/fixtures/<source>/*.yaml`` holds a request (as the vendor sends it) and the
 events it must produce. The request goes through the real ASGI app onto a real SQLite
 file; the stored events are compared field by field with the expectation.
+``occurred_at: $received_at`` and ``lead_id: $lead`` (a lead made by identity resolution)
+stand for values only known at run time; an optional ``identities:`` list
+(``{kind, value, known}``) names what the event must have recorded for that lead.
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ def test_fixture(fixture: Path, client: TestClient, db: DB) -> None:
         assert RFC3339.match(got["received_at"])
         if want.get("occurred_at") == "$received_at":
             want = {**want, "occurred_at": got["received_at"]}
+        if want.get("lead_id") == "$lead":  # some lead, made by identity resolution
+            assert got["lead_id"] is not None and UUID7.match(got["lead_id"]), got["lead_id"]
+            want = {**want, "lead_id": got["lead_id"]}
+        for ident in want.get("identities", []):  # what the event told identity resolution
+            rows = db.rows("SELECT lead_id, known FROM identities WHERE kind = ? AND value = ?",
+                           ident["kind"], ident["value"])
+            assert rows, f"identity {ident} was not recorded"
+            assert rows[0]["known"] == int(ident.get("known", True)), ident
+            assert rows[0]["lead_id"] == got["lead_id"], ident
         for key in ("source_type", "type", "occurred_at", "lead_id", "anonymous_id", "lead",
                     "properties", "context", "extra", "mapping"):
             assert key in want, f"{fixture.name}: the expectation must state {key}"
