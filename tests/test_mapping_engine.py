@@ -1,0 +1,198 @@
+"""The mapping engine on its own: what a mapping file may say, what loading refuses (naming
+the file and the key), ``receiver mappings check``, and a few mapping rules run directly."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from receiver.mapping import CompiledMapping, MappingError, load_dir, load_file
+
+BASE = """
+source: demo
+version: 2
+envelope:
+  body: json
+  credential: {setting: RECEIVER_DEMO_TOKEN, locations: [bearer]}
+type_from: [/kind]
+identities:
+  - {kind: demo_user, from: [/user/id], transforms: [string]}
+  - {kind: demo_visitor, from: [/visitor], known: false}
+fields:
+  lead.email: /user/email
+  lead.custom:
+    each: /user/fields
+    key: /name
+    value: /value
+  properties.items:
+    each: /items
+    fields:
+      product.id: {from: [/sku], transforms: [string]}
+      quantity: {from: [/qty], transforms: [number]}
+types:
+  seen: page.viewed
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "demo.yaml") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def refused(tmp_path: Path, old: str, new: str) -> str:
+    assert old in BASE
+    path = write(tmp_path, BASE.replace(old, new))
+    with pytest.raises(MappingError) as e:
+        load_file(path)
+    message = str(e.value)
+    assert str(path) in message, message
+    return message
+
+
+def test_the_base_file_loads(tmp_path: Path) -> None:
+    m = load_file(write(tmp_path, BASE))
+    assert m.name == "demo@2" and m.source_types == ["seen"]
+
+
+def test_unknown_transform_is_refused_naming_file_and_key(tmp_path: Path) -> None:
+    msg = refused(tmp_path, "lead.email: /user/email",
+                  "lead.email: {from: [/user/email], transforms: [shout]}")
+    assert "fields.lead.email" in msg and "unknown transform 'shout'" in msg
+
+
+def test_transform_with_wrong_arguments_is_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, "lead.email: /user/email",
+                  "lead.email: {from: [/user/email], transforms: [{enum: 3}]}")
+    assert "fields.lead.email" in msg and "enum" in msg
+
+
+@pytest.mark.parametrize("bad", ["user/email", "@nowhere/email", "@header/a/b"])
+def test_bad_path_is_refused_naming_file_and_key(tmp_path: Path, bad: str) -> None:
+    msg = refused(tmp_path, "lead.email: /user/email", f"lead.email: '{bad}'")
+    assert "fields.lead.email" in msg
+
+
+def test_bad_path_inside_each_names_the_nested_key(tmp_path: Path) -> None:
+    msg = refused(tmp_path, "quantity: {from: [/qty]", "quantity: {from: [qty]")
+    assert "fields.properties.items.fields.quantity" in msg
+
+
+def test_unknown_canonical_type_is_refused_naming_file_and_key(tmp_path: Path) -> None:
+    msg = refused(tmp_path, "seen: page.viewed", "seen: page.stared_at")
+    assert "types.seen" in msg and "unknown canonical type 'page.stared_at'" in msg
+
+
+def test_output_outside_the_canonical_event_is_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, "lead.email: /user/email", "traits.email: /user/email")
+    assert "fields.traits.email" in msg and "output must start with" in msg
+
+
+def test_unknown_key_in_the_file_is_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, "type_from: [/kind]", "type_from: [/kind]\nmapings: {}")
+    assert "mapings" in msg
+
+
+def test_two_files_for_one_source_are_refused(tmp_path: Path) -> None:
+    write(tmp_path, BASE, "a.yaml")
+    write(tmp_path, BASE, "b.yaml")
+    with pytest.raises(MappingError, match="already defined"):
+        load_dir(tmp_path)
+
+
+# -- receiver mappings check ---------------------------------------------------------------
+
+
+def check(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver", "mappings", "check", str(directory)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+
+
+def test_check_accepts_the_shipped_mappings(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "mappings", tmp_path / "m")
+    r = check(tmp_path / "m")
+    assert r.returncode == 0, r.stderr
+    for name in ("kartra@1", "convead@1", "croct@1", "affitor@1"):
+        assert name in r.stdout
+
+
+def test_check_fails_on_a_broken_file_and_says_where(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "mappings", tmp_path / "m")
+    write(tmp_path / "m", BASE.replace("seen: page.viewed", "seen: nope"))
+    r = check(tmp_path / "m")
+    assert r.returncode == 1
+    assert "demo.yaml" in r.stderr and "types.seen" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "not yaml"])
+def test_check_fails_on_no_usable_directory(tmp_path: Path, make: str) -> None:
+    d = tmp_path / "m"
+    if make == "empty":
+        d.mkdir()
+    elif make == "not yaml":
+        write(d, "source: [unclosed\n")
+    r = check(d)
+    assert r.returncode == 1, r.stdout
+    assert "error:" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- mapping rules, run directly -----------------------------------------------------------
+
+
+def run(m: CompiledMapping, doc: dict[str, Any]) -> Any:
+    out = m.map(doc, {}, "/", "2024-01-01T00:00:00.000Z")
+    assert not out.errors, out.errors
+    [event] = out.events
+    return event
+
+
+def test_each_keeps_absent_absent_and_empty_lists_empty(tmp_path: Path) -> None:
+    m = load_file(write(tmp_path, BASE))
+    assert "items" not in run(m, {"kind": "seen"}).properties
+    assert run(m, {"kind": "seen", "items": []}).properties == {"items": []}
+    e = run(m, {"kind": "seen", "items": [{"sku": 7, "qty": "2", "color": "red"}]})
+    assert e.properties == {"items": [{"product": {"id": "7"}, "quantity": 2}]}
+    assert e.extra == {"items": [{"color": "red"}]}
+
+
+def test_keyed_each_leaves_out_empty_values(tmp_path: Path) -> None:
+    m = load_file(write(tmp_path, BASE))
+    fields = [{"name": "a", "value": "x"}, {"name": "b", "value": ""}, {"name": "c"}]
+    doc = {"kind": "seen", "user": {"fields": fields}}
+    assert run(m, doc).lead == {"custom": {"a": "x"}}
+
+
+def test_identities_stay_in_extra_and_the_anonymous_one_is_the_anonymous_id(tmp_path: Path) -> None:
+    m = load_file(write(tmp_path, BASE))
+    e = run(m, {"kind": "seen", "visitor": "v-1", "user": {"id": 5, "email": " A@B.example "}})
+    assert e.anonymous_id == "v-1"
+    assert [(i.kind, i.value, i.known) for i in e.identities] == [
+        ("demo_user", "5", True), ("demo_visitor", "v-1", False),
+        ("email_sha256", e.lead["email_sha256"], True)]
+    assert e.lead["email"] == "a@b.example" and e.lead["email_masked"] == "a***@b.example"
+    assert e.extra == {"visitor": "v-1", "user": {"id": 5}}
+
+
+def test_a_value_that_is_not_a_number_is_an_error_at_its_pointer(tmp_path: Path) -> None:
+    m = load_file(write(tmp_path, BASE))
+    doc = {"kind": "seen", "items": [{"qty": "1"}, {"qty": "lots"}]}
+    out = m.map(doc, {}, "/", "2024-01-01T00:00:00.000Z")
+    errors = [(e.path, e.message) for e in out.errors]
+    assert errors == [("/items/1/qty", "must be a number, got 'lots'")]
+    assert out.events == []
+
+
+def test_an_unknown_type_is_unmapped(tmp_path: Path) -> None:
+    m = load_file(write(tmp_path, BASE))
+    out = m.map({"kind": "waved"}, {}, "/", "2024-01-01T00:00:00.000Z")
+    assert out.events == [] and out.unmapped == [{"index": 0, "source_type": "waved"}]
