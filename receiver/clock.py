@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+
+_second = -1
+_prefix = ""
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # strftime costs microseconds; the date-time part changes once a second.
+    global _second, _prefix
+    t = time.time()
+    sec = int(t)
+    if sec != _second:
+        _prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _second = sec
+    return f"{_prefix}.{int((t - sec) * 1000):03d}Z"

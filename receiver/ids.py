@@ -8,10 +8,12 @@ wall clock does not move (or steps back a little).
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
 _lock = threading.Lock()
+_rand = random.Random(os.urandom(32))  # unpredictability is not needed, uniqueness is
 _last_ms = 0
 _counter = 0
 
@@ -23,7 +25,7 @@ def new_id() -> str:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
             _last_ms = ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave headroom
+            _counter = _rand.getrandbits(10)  # leave headroom for the counter
         else:
             _counter += 1
             if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
@@ -31,10 +33,8 @@ def new_id() -> str:
                 _counter = 0
             ms = _last_ms
         counter = _counter
-    value = (ms & 0xFFFFFFFFFFFF) << 80
-    value |= 0x7 << 76 | counter << 64
-    value |= 0b10 << 62 | int.from_bytes(os.urandom(8), "big") & 0x3FFFFFFFFFFFFFFF
-    h = f"{value:032x}"
+        tail = _rand.getrandbits(62)
+    h = "%012x7%03x%016x" % (ms & 0xFFFFFFFFFFFF, counter, 0x8000000000000000 | tail)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

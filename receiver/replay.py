@@ -8,6 +8,7 @@ earlier run produced instead of adding to them.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 
@@ -33,7 +34,7 @@ def _document(m: CompiledMapping, row: Any) -> Any:
     body = bytes(row["body"])
     if row["body_format"] == "document":
         return msgspec.json.decode(body)
-    query = "&".join(f"{k}={v}" for k, v in msgspec.json.decode(row["query"]).items())
+    query = urlencode(list(msgspec.json.decode(row["query"]).items()))
     doc = decode_outer(m.envelope, body, row["content_type"], query)
     decode_inner(m.envelope, doc)
     m.redact(doc)

@@ -10,6 +10,7 @@ the group-commit writer (503 when it cannot), answer.
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlencode
 import re
 import secrets
 import time
@@ -177,8 +178,8 @@ class Ingest:
         body = await read_body(request, self.max_body)
         received_at = now_rfc3339()
         query = {k: v for k, v in request.query_params.items() if k not in source.secret_query}
-        raw_query = "&".join(
-            f"{k}={v}" for k, v in request.query_params.multi_items() if k not in source.secret_query
+        raw_query = urlencode(
+            [(k, v) for k, v in request.query_params.multi_items() if k not in source.secret_query]
         )
         delivery = Delivery(
             id=new_id(),

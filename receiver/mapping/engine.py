@@ -16,7 +16,8 @@ import msgspec
 from ..events import EventType, Identity
 from ..problems import FieldError
 from . import transforms as tf
-from .constraints import Check, compile_constraint
+from .codegen import OutputPlan, Simple, generate
+from .constraints import Check, compile_constraints
 from .paths import Ctx, PathError, compile_getter, expand, find_all, parse, pointer, pop_in, set_in
 from .spec import Field, FieldInput, MappingFile, Privacy, TypeRule
 
@@ -82,6 +83,8 @@ class _Output:
     tokens: tuple[str, ...]
     fn: FieldFn
     privacy: tuple[Privacy, ...]
+    guard: frozenset[str] | None
+    """Top-level event keys the field reads; None when it reads anything else."""
 
 
 @dataclass(slots=True)
@@ -92,6 +95,8 @@ class _Type:
     checks: list[Check]
     extra_trees: list[Any]
     """Per event root: the tree of placed paths, relative to the item."""
+    run: Callable[[Any, Ctx, str], dict[str, Any]]
+    """The generated function that builds the canonical parts of the event."""
 
 
 @dataclass(slots=True)
@@ -151,8 +156,10 @@ class _Compiler:
                 raise self.fail(key, str(e)) from None
             if ns == "":
                 placed.append(tokens)
-            elif ns == "item":
-                placed.append(["@item", *tokens])
+            else:
+                placed.append([f"@{ns}", *tokens])
+        if spec.default is not None:
+            placed.append(["@default"])
         try:
             chain = [tf.build(t, self.expand) for t in spec.transforms]
         except tf.SpecError as e:
@@ -183,6 +190,11 @@ class _Compiler:
                 ctx.error(base + first_ptr, "is required")
             return None
 
+        event_paths = [parse(p) for p in paths]
+        if all(ns == "" for ns, _ in event_paths) and paths:
+            fn.simple = Simple(  # type: ignore[attr-defined]
+                [t for _, t in event_paths], [ptr for _, ptr in sources], chain, default, required
+            )
         return fn
 
     def _switch(self, key: str, spec: Field, placed: list[list[str]]) -> FieldFn:
@@ -225,7 +237,9 @@ class _Compiler:
         ]
         if not subs and value_fn is None:
             raise self.fail(key, "'each' needs 'fields' or 'value'")
-        placed.extend([*each_tokens, "*", *t] for t in inner)
+        placed.extend(
+            t if t and t[0].startswith("@") else [*each_tokens, "*", *t] for t in inner
+        )
 
         def elements(node: Any, ctx: Ctx) -> list[tuple[int, Any]]:
             v = get_list(node, ctx)
@@ -252,17 +266,17 @@ class _Compiler:
 
             return fn
 
+        item_fn = generate(
+            [OutputPlan(t, f, privacy, getattr(f, "simple", None)) for t, f, privacy in subs],
+            "map_item",
+        )
+
         def fn_fields(node: Any, ctx: Ctx, base: str) -> Any:
             if not isinstance(get_list(node, ctx), list | dict):
                 return None  # absent stays absent; an empty array stays []
             out: list[Any] = []
             for i, x in elements(node, ctx):
-                b = f"{base}{each_ptr}/{i}"
-                obj: dict[str, Any] = {}
-                for tokens, f, privacy in subs:
-                    v = f(x, ctx, b)
-                    if v is not None:
-                        _assign(obj, tokens, v, privacy)
+                obj = item_fn(x, ctx, f"{base}{each_ptr}/{i}")
                 if obj:
                     out.append(obj)
             return out
@@ -278,18 +292,25 @@ class _Compiler:
                 raise self.fail(
                     f"{where}.{key}", f"output must start with one of {', '.join(OUTPUT_ROOTS)}"
                 )
-            fn, privacy = self.field(f"{where}.{key}", spec, placed)
-            outs.append(_Output(tokens, fn, privacy))
+            mine: list[list[str]] = []
+            fn, privacy = self.field(f"{where}.{key}", spec, mine)
+            placed.extend(mine)
+            # A field whose every source lies under event keys that are absent can be
+            # skipped without running it: most lead fields, on most events.
+            event_only = mine and all(p and not p[0].startswith("@") for p in mine)
+            guard = frozenset(p[0] for p in mine) if event_only else None
+            outs.append(_Output(tokens, fn, privacy, guard))
         return outs
 
     def checks(self, constraints: dict[str, Any], where: str) -> list[Check]:
-        out = []
+        if not constraints:
+            return []
         for path, c in constraints.items():
             try:
-                out.append(compile_constraint(path, c))
-            except (PathError, ValueError) as e:
+                compile_constraints({path: c})
+            except (PathError, ValueError) as e:  # name the offending key
                 raise self.fail(f"{where}.{path}", str(e)) from None
-        return out
+        return [compile_constraints(constraints)]
 
 
 def _assign(obj: dict[str, Any], tokens: tuple[str, ...], v: Any, privacy: tuple[Privacy, ...]) -> None:
@@ -353,7 +374,7 @@ def prune(node: Any, tree: Any) -> Any:
             sub = tree.get(k)
             if sub is None:
                 out[k] = v
-            else:
+            elif sub is not True:
                 r = prune(v, sub)
                 if r is not _GONE:
                     out[k] = r
@@ -362,6 +383,8 @@ def prune(node: Any, tree: Any) -> Any:
         sub = tree.get("*")
         if sub is None:
             return node
+        if not node:
+            return _GONE  # an empty array the mapping reads item by item is placed
         items = [prune(x, sub) for x in node]
         if all(x is _GONE for x in items):
             return _GONE
@@ -411,7 +434,7 @@ class CompiledMapping:
 
         common_placed: list[list[str]] = []
         common = c.outputs(spec.fields, "fields", common_placed)
-        common_checks = c.checks(spec.constraints, "constraints")
+        c.checks(spec.constraints, "constraints")
 
         self._identities = []
         for i, ident in enumerate(spec.identities):
@@ -440,11 +463,18 @@ class CompiledMapping:
             all_placed = type_placed + common_placed + placed
             trees = []
             for root in self._event_roots:
-                item_paths = [p[1:] if p and p[0] == "@item" else [*root, *p] for p in all_placed]
+                item_paths = [
+                    p[1:] if p[0] == "@item" else [*root, *p]
+                    for p in all_placed
+                    if p and (p[0] == "@item" or not p[0].startswith("@"))
+                ]
                 trees.append(_tree(item_paths))
+            c.checks(constraints, f"types.{name}.constraints")  # names a bad key
+            merged = _merge_constraints(spec.constraints, constraints)
+            plans = [OutputPlan(o.tokens, o.fn, o.privacy, getattr(o.fn, "simple", None)) for o in outputs]
+            run = generate(plans, f"map_{len(self._types)}")
             self._types[name] = _Type(
-                name, canonical, outputs,
-                common_checks + c.checks(constraints, f"types.{name}.constraints"), trees,
+                name, canonical, outputs, c.checks(merged, f"types.{name}"), trees, run
             )
 
         self._routes: dict[str, tuple[str, list[tuple[list[str], str]]]] = {}
@@ -598,11 +628,7 @@ class CompiledMapping:
                 v = _get(event, tokens)
                 if v is None or v == "":
                     ctx.error(ptr, "is required")
-        out: dict[str, Any] = {}
-        for o in tspec.outputs:
-            v = o.fn(event, ctx, "")
-            if v is not None:
-                _assign(out, o.tokens, v, o.privacy)
+        out = tspec.run(event, ctx, "")
         identities = []
         for ident in self._identities:
             v = ident.fn(event, ctx, "")
@@ -634,6 +660,11 @@ class CompiledMapping:
                 identities=identities,
             )
         )
+
+
+def _merge_constraints(common: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """One constraint per path; a type's own constraint replaces the common one."""
+    return {**common, **own}
 
 
 def _get(node: Any, tokens: list[str]) -> Any:

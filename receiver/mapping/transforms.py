@@ -156,8 +156,17 @@ def t_boolean(args: Any) -> Fn:
 
 
 def rfc3339(dt: datetime) -> str:
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    d = dt.astimezone(UTC)
+    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+            f".{d.microsecond // 1000:03d}Z")
+
+
+#: strptime formats that fromisoformat parses ten times faster, with a strict shape check.
+_ISO_SHAPES = {
+    "%Y-%m-%d %H:%M:%S": re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"),
+    "%Y-%m-%dT%H:%M:%S": re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"),
+    "%Y-%m-%d": re.compile(r"\d{4}-\d\d-\d\d"),
+}
 
 
 def _zone(args: Any) -> Any:
@@ -178,7 +187,10 @@ def t_datetime(args: Any) -> Fn:
         if not isinstance(v, str):
             raise TransformError("must be a date-time string")
         try:
-            if fmt:
+            shape = _ISO_SHAPES.get(fmt) if fmt else None
+            if shape is not None and shape.fullmatch(v.strip()):
+                dt = datetime.fromisoformat(v.strip())
+            elif fmt:
                 dt = datetime.strptime(v.strip(), fmt)  # noqa: DTZ007 - zone applied below
             else:
                 dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
