@@ -19,12 +19,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from payloads import MIX  # noqa: E402
+from payloads import MIX
 
-from receiver.config import DEFAULT_MAPPINGS_DIR  # noqa: E402
-from receiver.ingest.envelope import decode_inner, decode_outer  # noqa: E402
-from receiver.mapping import load_dir  # noqa: E402
-from receiver.pipeline import map_document  # noqa: E402
+from receiver.config import DEFAULT_MAPPINGS_DIR
+from receiver.ingest.envelope import decode_inner, decode_outer
+from receiver.mapping import load_dir
+from receiver.pipeline import map_document
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
         m = mappings[source]
         env = m.envelope
 
-        def once() -> int:
+        def once(m=m, env=env, body=body, ctype=ctype, headers=headers, path=path, source=source) -> int:  # type: ignore[no-untyped-def]
             doc = decode_outer(env, body, ctype, "")
             decode_inner(env, doc)
             m.redact(doc)

@@ -7,27 +7,55 @@ from typing import Any
 
 KARTRA_BUY = {
     "lead": {
-        "id": "48213", "first_name": "Marta", "middle_name": "", "last_name": "Lopez",
-        "email": " Marta.Lopez@Example.es ", "phone_country_code": "+34", "phone": "612 345 678",
-        "company": "Lopez SL", "address": "Calle Mayor 1", "city": "Madrid", "zip": "28013",
-        "state": "Madrid", "country": "ES", "date_joined": "2025-10-01 09:30:00",
-        "website": "https://lopez.example", "ip": "83.44.1.2", "ip_country": "ES",
-        "facebook": "", "twitter": "", "linkedin": "", "source": "checkout", "score": "40",
-        "gdpr_lead_status": "2", "gdpr_lead_communications": "0",
+        "id": "48213",
+        "first_name": "Marta",
+        "middle_name": "",
+        "last_name": "Lopez",
+        "email": " Marta.Lopez@Example.es ",
+        "phone_country_code": "+34",
+        "phone": "612 345 678",
+        "company": "Lopez SL",
+        "address": "Calle Mayor 1",
+        "city": "Madrid",
+        "zip": "28013",
+        "state": "Madrid",
+        "country": "ES",
+        "date_joined": "2025-10-01 09:30:00",
+        "website": "https://lopez.example",
+        "ip": "83.44.1.2",
+        "ip_country": "ES",
+        "facebook": "",
+        "twitter": "",
+        "linkedin": "",
+        "source": "checkout",
+        "score": "40",
+        "gdpr_lead_status": "2",
+        "gdpr_lead_communications": "0",
         "lead_preferred_time_zone": "Europe/Madrid",
         "custom_fields": [
-            {"field_id": "1", "field_identifier": "favourite_colour", "field_type": "drop_down",
-             "field_value": [{"option_id": "3", "option_value": "red"}]},
-            {"field_id": "2", "field_identifier": "notes", "field_type": "text_area",
-             "field_value": "Call after 5pm"},
+            {
+                "field_id": "1",
+                "field_identifier": "favourite_colour",
+                "field_type": "drop_down",
+                "field_value": [{"option_id": "3", "option_value": "red"}],
+            },
+            {
+                "field_id": "2",
+                "field_identifier": "notes",
+                "field_type": "text_area",
+                "field_value": "Call after 5pm",
+            },
         ],
     },
     "action": "buy_product",
     "action_details": {
         "product": {"product_id": "77", "product_name": "Masterclass"},
         "transaction_details": {
-            "transaction_id": "TX-9912", "transaction_date": "2025-11-20 14:05:09",
-            "transaction_full_amount": "199.80", "currency": "EUR", "quantity": "2",
+            "transaction_id": "TX-9912",
+            "transaction_date": "2025-11-20 14:05:09",
+            "transaction_full_amount": "199.80",
+            "currency": "EUR",
+            "quantity": "2",
         },
     },
 }
@@ -36,37 +64,82 @@ CONVEAD_PURCHASE_FORM = {
     "app_key": "convead-app-key",
     "visitor_uid": "v-5531",
     "guest_uid": "b6c1d8e0-3f1f-4a9b-9b8a-111111111111",
-    "data": json.dumps({
-        "type": "purchase",
-        "properties": {
-            "order_id": "12345", "revenue": "252.17",
-            "items": [
-                {"product_id": "1", "qnt": "1", "price": "125.15", "product_url": "http://site.net/product/1"},
-                {"product_id": "2", "qnt": "1", "price": "127.02", "product_url": "http://site.net/product/2"},
-            ],
-        },
-        "visitor_info": {"first_name": "John", "last_name": "Smith", "email": "test@example.net",
-                         "phone": "555555"},
-        "url": "http://site.net/thanks?utm_source=newsletter&utm_medium=email",
-        "title": "Thank you", "referrer": "http://site.net/cart", "domain": "site.net",
-    }).replace("/", "\\/"),
+    "data": json.dumps(
+        {
+            "type": "purchase",
+            "properties": {
+                "order_id": "12345",
+                "revenue": "252.17",
+                "items": [
+                    {
+                        "product_id": "1",
+                        "qnt": "1",
+                        "price": "125.15",
+                        "product_url": "http://site.net/product/1",
+                    },
+                    {
+                        "product_id": "2",
+                        "qnt": "1",
+                        "price": "127.02",
+                        "product_url": "http://site.net/product/2",
+                    },
+                ],
+            },
+            "visitor_info": {
+                "first_name": "John",
+                "last_name": "Smith",
+                "email": "test@example.net",
+                "phone": "555555",
+            },
+            "url": "http://site.net/thanks?utm_source=newsletter&utm_medium=email",
+            "title": "Thank you",
+            "referrer": "http://site.net/cart",
+            "domain": "site.net",
+        }
+    ).replace("/", "\\/"),
 }
 
 CROCT_BEACON = {
-    "context": {"tabId": "0f2c1b8e-5b1a-4f7e-9d51-2b4c1f0a9e77",
-                "url": "https://shop.example/checkout?utm_campaign=bf", "timeZone": "America/Sao_Paulo"},
+    "context": {
+        "tabId": "0f2c1b8e-5b1a-4f7e-9d51-2b4c1f0a9e77",
+        "url": "https://shop.example/checkout?utm_campaign=bf",
+        "timeZone": "America/Sao_Paulo",
+    },
     "payload": {
         "type": "orderPlaced",
         "order": {
-            "orderId": "123", "currency": "USD", "total": 815.49, "subtotal": 848.0,
-            "shippingPrice": 59.99, "discount": 169.99, "coupon": "FREE-SHIPPING", "status": "paid",
+            "orderId": "123",
+            "currency": "USD",
+            "total": 815.49,
+            "subtotal": 848.0,
+            "shippingPrice": 59.99,
+            "discount": 169.99,
+            "coupon": "FREE-SHIPPING",
+            "status": "paid",
             "items": [
-                {"index": 0, "quantity": 1, "total": 699.0, "discount": 100.0, "coupon": "PROMO",
-                 "product": {"productId": "12345", "sku": "SM-124-GREEN", "name": "Smartphone 9",
-                             "category": "Smartphone", "brand": "Acme", "variant": "64GB Green",
-                             "displayPrice": 699.0, "originalPrice": 799.0}},
-                {"index": 1, "quantity": 1, "total": 39.0,
-                 "product": {"productId": "98765", "name": "Silicone Case", "displayPrice": 39.0}},
+                {
+                    "index": 0,
+                    "quantity": 1,
+                    "total": 699.0,
+                    "discount": 100.0,
+                    "coupon": "PROMO",
+                    "product": {
+                        "productId": "12345",
+                        "sku": "SM-124-GREEN",
+                        "name": "Smartphone 9",
+                        "category": "Smartphone",
+                        "brand": "Acme",
+                        "variant": "64GB Green",
+                        "displayPrice": 699.0,
+                        "originalPrice": 799.0,
+                    },
+                },
+                {
+                    "index": 1,
+                    "quantity": 1,
+                    "total": 39.0,
+                    "product": {"productId": "98765", "name": "Silicone Case", "displayPrice": 39.0},
+                },
             ],
         },
     },
@@ -76,17 +149,26 @@ CROCT_BEACON = {
 CROCT_HEADERS = {"x-client-id": "9f2b4c6d8e0a1b3c5d7e9f1a2b3c4d5e", "user-agent": "Mozilla/5.0"}
 
 AFFITOR_LEAD = {
-    "customer_code": "cust_42_1234567890", "user_id": "usr_abc123", "email": "user@example.com",
-    "name": "John Doe", "phone": "+1234567890",
+    "customer_code": "cust_42_1234567890",
+    "user_id": "usr_abc123",
+    "email": "user@example.com",
+    "name": "John Doe",
+    "phone": "+1234567890",
     "additional_data": {"signup_method": "email", "plan": "free_trial", "source": "pricing_page"},
 }
 
 #: (source, route path, body bytes, content type, headers) — one typical delivery each.
 MIX: list[tuple[str, str, bytes, str, dict[str, Any]]] = [
     ("kartra", "/", json.dumps(KARTRA_BUY).encode(), "application/json", {}),
-    ("convead", "/watch/event",
-     "&".join(f"{k}={__import__('urllib.parse').parse.quote_plus(v)}" for k, v in CONVEAD_PURCHASE_FORM.items()).encode(),
-     "application/x-www-form-urlencoded", {}),
+    (
+        "convead",
+        "/watch/event",
+        "&".join(
+            f"{k}={__import__('urllib.parse').parse.quote_plus(v)}" for k, v in CONVEAD_PURCHASE_FORM.items()
+        ).encode(),
+        "application/x-www-form-urlencoded",
+        {},
+    ),
     ("croct", "/client/web/track", json.dumps(CROCT_BEACON).encode(), "application/json", CROCT_HEADERS),
     ("affitor", "/api/tracking/lead", json.dumps(AFFITOR_LEAD).encode(), "application/json", {}),
 ]

@@ -47,6 +47,10 @@ class AccessLog:
                 client = scope.get("client") or ("-", 0)
                 log.info(
                     '%s "%s %s%s" %d %.1fms',
-                    client[0], scope["method"], scope["path"], redact_query(scope.get("query_string", b"")),
-                    status, (time.perf_counter() - started) * 1000,
+                    client[0],
+                    scope["method"],
+                    scope["path"],
+                    redact_query(scope.get("query_string", b"")),
+                    status,
+                    (time.perf_counter() - started) * 1000,
                 )

@@ -75,8 +75,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             await store.ping()
         except (StorageError, Exception) as e:  # any failure means "not ready"
-            return problem_response(Problem(503, "Service Unavailable", f"storage not writable: {type(e).__name__}",
-                                            headers={"Retry-After": "1"}))
+            return problem_response(
+                Problem(
+                    503,
+                    "Service Unavailable",
+                    f"storage not writable: {type(e).__name__}",
+                    headers={"Retry-After": "1"},
+                )
+            )
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:

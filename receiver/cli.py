@@ -34,7 +34,11 @@ def banner(mappings: dict[str, CompiledMapping], credentials: Credentials, base_
             lines.append(f"  {name:8} {url}   (field {field}={secret})")
         else:
             lines.append(f"  {name:8} {url}   (Authorization: Bearer {secret})")
-    key = credentials.get(API_KEY_SETTING) if API_KEY_SETTING in credentials.generated else f"<{API_KEY_SETTING}>"
+    key = (
+        credentials.get(API_KEY_SETTING)
+        if API_KEY_SETTING in credentials.generated
+        else f"<{API_KEY_SETTING}>"
+    )
     lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {key})"]
     if credentials.generated:
         lines.append("  Secrets generated on this start are kept in the data directory and shown only now.")
@@ -59,8 +63,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.stdout.write(banner(svc.mappings, svc.credentials, base.rstrip("/")))
     sys.stdout.flush()
     uvicorn.run(
-        app, host=args.host, port=args.port, access_log=False, log_level="info",
-        proxy_headers=True, server_header=False, lifespan="on",
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="info",
+        proxy_headers=True,
+        server_header=False,
+        lifespan="on",
     )
     return 0
 

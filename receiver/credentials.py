@@ -30,9 +30,7 @@ class Credentials:
         return self.values[setting]
 
 
-def load_credentials(
-    data_dir: Path, env: Mapping[str, str], settings: Iterable[str]
-) -> Credentials:
+def load_credentials(data_dir: Path, env: Mapping[str, str], settings: Iterable[str]) -> Credentials:
     path = data_dir / "credentials.json"
     stored: dict[str, str] = {}
     if path.exists():

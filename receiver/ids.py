@@ -34,7 +34,7 @@ def new_id() -> str:
             ms = _last_ms
         counter = _counter
         tail = _rand.getrandbits(62)
-    h = "%012x7%03x%016x" % (ms & 0xFFFFFFFFFFFF, counter, 0x8000000000000000 | tail)
+    h = f"{ms & 0xFFFFFFFFFFFF:012x}7{counter:03x}{0x8000000000000000 | tail:016x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -38,9 +38,7 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def merge_traits(
-    traits: dict[str, Any], times: dict[str, str], new: dict[str, Any], at: str
-) -> bool:
+def merge_traits(traits: dict[str, Any], times: dict[str, str], new: dict[str, Any], at: str) -> bool:
     """Merge flat ``new`` traits observed at ``at`` into ``traits``/``times``, in place.
     A value wins when it is at least as recent as the one it would replace."""
     changed = False

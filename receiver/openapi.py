@@ -9,7 +9,9 @@ from .mapping import CompiledMapping
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
-def _resp(description: str, schema: dict[str, Any] | None = None, media: str = "application/json") -> dict[str, Any]:
+def _resp(
+    description: str, schema: dict[str, Any] | None = None, media: str = "application/json"
+) -> dict[str, Any]:
     out: dict[str, Any] = {"description": description}
     if schema is not None:
         out["content"] = {media: {"schema": schema}}
@@ -20,7 +22,9 @@ def _problem(description: str) -> dict[str, Any]:
     return _resp(description, _PROBLEM, "application/problem+json")
 
 
-def build_openapi(mappings: dict[str, CompiledMapping], extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_openapi(
+    mappings: dict[str, CompiledMapping], extra_paths: dict[str, Any] | None = None
+) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for name, m in sorted(mappings.items()):
         cred = m.envelope.credential
@@ -63,27 +67,43 @@ def build_openapi(mappings: dict[str, CompiledMapping], extra_paths: dict[str, A
             paths[url] = ops
     paths["/healthz"] = {"get": {"summary": "process up", "responses": {"200": _resp("ok")}}}
     paths["/readyz"] = {
-        "get": {"summary": "storage writable", "responses": {"200": _resp("ready"), "503": _problem("not ready")}}
+        "get": {
+            "summary": "storage writable",
+            "responses": {"200": _resp("ready"), "503": _problem("not ready")},
+        }
     }
     paths["/metrics"] = {
-        "get": {"summary": "Prometheus metrics", "responses": {"200": _resp("text format", {"type": "string"}, "text/plain")}}
+        "get": {
+            "summary": "Prometheus metrics",
+            "responses": {"200": _resp("text format", {"type": "string"}, "text/plain")},
+        }
     }
     paths["/openapi.json"] = {"get": {"summary": "this document", "responses": {"200": _resp("OpenAPI 3.1")}}}
     paths.update(extra_paths or {})
     return {
         "openapi": "3.1.0",
-        "info": {"title": "receiver", "version": "0.1.0",
-                 "description": "Webhook receiver and normalizer for marketing platforms."},
+        "info": {
+            "title": "receiver",
+            "version": "0.1.0",
+            "description": "Webhook receiver and normalizer for marketing platforms.",
+        },
         "paths": paths,
         "components": {
             "schemas": {
                 "Problem": {
                     "type": "object",
                     "properties": {
-                        "type": {"type": "string"}, "title": {"type": "string"},
-                        "status": {"type": "integer"}, "detail": {"type": "string"},
-                        "errors": {"type": "array", "items": {"type": "object", "properties": {
-                            "path": {"type": "string"}, "message": {"type": "string"}}}},
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+                            },
+                        },
                     },
                 },
                 "Accepted": {
@@ -91,8 +111,13 @@ def build_openapi(mappings: dict[str, CompiledMapping], extra_paths: dict[str, A
                     "properties": {
                         "delivery_id": {"type": "string"},
                         "status": {"type": "string", "enum": ["accepted", "unmapped", "duplicate"]},
-                        "events": {"type": "array", "items": {"type": "object", "properties": {
-                            "id": {"type": "string"}, "type": {"type": "string"}}}},
+                        "events": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"id": {"type": "string"}, "type": {"type": "string"}},
+                            },
+                        },
                     },
                 },
             },

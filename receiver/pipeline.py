@@ -6,7 +6,6 @@ from typing import Any
 
 from msgspec import Struct
 
-from .clock import now_rfc3339
 from .events import Event, Identity
 from .ids import new_id
 from .mapping import CompiledMapping

@@ -29,8 +29,12 @@ class ReplayResult(msgspec.Struct):
 
 def _document(m: CompiledMapping, row: Any) -> Any:
     if row["body_format"] == "withheld" or row["body"] is None:
-        raise Problem(400, "Bad Request", "the body was withheld (privacy) and cannot be replayed",
-                      [FieldError("", "body withheld")])
+        raise Problem(
+            400,
+            "Bad Request",
+            "the body was withheld (privacy) and cannot be replayed",
+            [FieldError("", "body withheld")],
+        )
     body = bytes(row["body"])
     if row["body_format"] == "document":
         return msgspec.json.decode(body)
@@ -44,11 +48,22 @@ def _document(m: CompiledMapping, row: Any) -> Any:
 async def replay_delivery(mappings: dict[str, CompiledMapping], writer: Writer, row: Any) -> ReplayResult:
     m = mappings.get(row["source"])
     if m is None:
-        return ReplayResult(row["id"], row["status"], reasons=[FieldError("", "no mapping for this source now")])
+        return ReplayResult(
+            row["id"], row["status"], reasons=[FieldError("", "no mapping for this source now")]
+        )
     delivery = Delivery(
-        id=row["id"], source=row["source"], received_at=row["received_at"], method=row["method"],
-        path=row["path"], content_type=row["content_type"], query={}, headers={}, body=None,
-        body_format=row["body_format"], status="rejected", mapping=m.name,
+        id=row["id"],
+        source=row["source"],
+        received_at=row["received_at"],
+        method=row["method"],
+        path=row["path"],
+        content_type=row["content_type"],
+        query={},
+        headers={},
+        body=None,
+        body_format=row["body_format"],
+        status="rejected",
+        mapping=m.name,
     )
     try:
         document = _document(m, row)
@@ -64,6 +79,8 @@ async def replay_delivery(mappings: dict[str, CompiledMapping], writer: Writer, 
         WriteRequest(delivery=delivery, events=mapped.events, identities=mapped.identities, replace=True)
     )
     return ReplayResult(
-        result.delivery_id, mapped.status,
-        events=[{"id": e.id, "type": e.type} for e in mapped.events], reasons=mapped.reasons,
+        result.delivery_id,
+        mapped.status,
+        events=[{"id": e.id, "type": e.type} for e in mapped.events],
+        reasons=mapped.reasons,
     )

@@ -24,8 +24,8 @@ class Writer:
     def __init__(self, store: Store, queue_size: int = 10_000, batch_max: int = 512) -> None:
         self.store = store
         self.batch_max = batch_max
-        self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteResult]]] = (
-            asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteResult]]] = asyncio.Queue(
+            maxsize=queue_size
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -64,12 +64,25 @@ def test_fixture(fixture: Path, client: TestClient, db: DB) -> None:
             assert got["lead_id"] is not None and UUID7.match(got["lead_id"]), got["lead_id"]
             want = {**want, "lead_id": got["lead_id"]}
         for ident in want.get("identities", []):  # what the event told identity resolution
-            rows = db.rows("SELECT lead_id, known FROM identities WHERE kind = ? AND value = ?",
-                           ident["kind"], ident["value"])
+            rows = db.rows(
+                "SELECT lead_id, known FROM identities WHERE kind = ? AND value = ?",
+                ident["kind"],
+                ident["value"],
+            )
             assert rows, f"identity {ident} was not recorded"
             assert rows[0]["known"] == int(ident.get("known", True)), ident
             assert rows[0]["lead_id"] == got["lead_id"], ident
-        for key in ("source_type", "type", "occurred_at", "lead_id", "anonymous_id", "lead",
-                    "properties", "context", "extra", "mapping"):
+        for key in (
+            "source_type",
+            "type",
+            "occurred_at",
+            "lead_id",
+            "anonymous_id",
+            "lead",
+            "properties",
+            "context",
+            "extra",
+            "mapping",
+        ):
             assert key in want, f"{fixture.name}: the expectation must state {key}"
             assert got[key] == want[key], f"{key}: {got[key]!r} != {want[key]!r}"

@@ -25,8 +25,9 @@ KARTRA_VISIT = {
 CONVEAD_FORM = {
     "visitor_uid": "v-1",
     "guest_uid": "g-1",
-    "data": json.dumps({"type": "link", "url": "http://shop.example/p", "title": "P",
-                        "properties": {"key_page_id": 123}}),
+    "data": json.dumps(
+        {"type": "link", "url": "http://shop.example/p", "title": "P", "properties": {"key_page_id": 123}}
+    ),
 }
 CROCT_BEACON = {
     "context": {"tabId": "t-1", "url": "https://site.example/", "timeZone": "UTC"},
@@ -84,8 +85,11 @@ def test_authentic_delivery_is_stored_and_answered(
         assert answer["status"] == "accepted"
         assert answer["events"] == [{"id": events[0]["id"], "type": events[0]["type"]}]
     else:
-        assert r.json() == {"success": True, "message": "Lead tracked successfully",
-                            "customer_code": "cust_42_1"}
+        assert r.json() == {
+            "success": True,
+            "message": "Lead tracked successfully",
+            "customer_code": "cust_42_1",
+        }
 
 
 def test_unmapped_type_is_kept_for_replay(client: TestClient, db: DB) -> None:
@@ -149,9 +153,11 @@ def test_bad_credential_is_401_and_stores_nothing(
 
 @pytest.mark.parametrize(
     ("how", "value"),
-    [("query", {"params": {"token": SECRETS["RECEIVER_KARTRA_TOKEN"]}}),
-     ("header", {"headers": {"X-Webhook-Token": SECRETS["RECEIVER_KARTRA_TOKEN"]}}),
-     ("bearer", {"headers": {"Authorization": f"Bearer {SECRETS['RECEIVER_KARTRA_TOKEN']}"}})],
+    [
+        ("query", {"params": {"token": SECRETS["RECEIVER_KARTRA_TOKEN"]}}),
+        ("header", {"headers": {"X-Webhook-Token": SECRETS["RECEIVER_KARTRA_TOKEN"]}}),
+        ("bearer", {"headers": {"Authorization": f"Bearer {SECRETS['RECEIVER_KARTRA_TOKEN']}"}}),
+    ],
 )
 def test_kartra_credential_locations(client: TestClient, how: str, value: dict[str, Any]) -> None:
     assert post(client, "kartra", auth=False, json=KARTRA_VISIT, **value).status_code == 202
@@ -255,13 +261,15 @@ def test_affitor_missing_ids_is_400_in_affitor_shape(client: TestClient, db: DB)
 
 
 def test_affitor_bad_token_401_in_affitor_shape(client: TestClient) -> None:
-    r = client.post("/hooks/affitor/api/tracking/lead", json=AFFITOR_LEAD,
-                    headers={"Authorization": "Bearer nope"})
+    r = client.post(
+        "/hooks/affitor/api/tracking/lead", json=AFFITOR_LEAD, headers={"Authorization": "Bearer nope"}
+    )
     assert r.status_code == 401 and r.json()["success"] is False
 
 
-@pytest.mark.parametrize(("source", "path"), [("kartra", ""), ("croct", ""), ("convead", ""),
-                                              ("affitor", "/api/tracking/lead")])
+@pytest.mark.parametrize(
+    ("source", "path"), [("kartra", ""), ("croct", ""), ("convead", ""), ("affitor", "/api/tracking/lead")]
+)
 def test_multipart_is_415_and_stores_nothing(client: TestClient, db: DB, source: str, path: str) -> None:
     r = post(client, source, path, files={"f": ("a.json", b"{}", "application/json")})
     assert r.status_code == 415
@@ -270,8 +278,12 @@ def test_multipart_is_415_and_stores_nothing(client: TestClient, db: DB, source:
 
 def test_kartra_json_with_wrong_content_type_is_parsed(client: TestClient, db: DB) -> None:
     for ctype in ("application/x-www-form-urlencoded", "text/plain", ""):
-        r = post(client, "kartra", content=msgspec.json.encode({**KARTRA_VISIT, "n": ctype}),
-                 headers={"Content-Type": ctype})
+        r = post(
+            client,
+            "kartra",
+            content=msgspec.json.encode({**KARTRA_VISIT, "n": ctype}),
+            headers={"Content-Type": ctype},
+        )
         assert r.status_code == 202 and r.json()["status"] == "accepted", r.text
     assert db.count("events") == 3
 
@@ -338,8 +350,27 @@ def test_operations_endpoints(client: TestClient) -> None:
     assert 'receiver_deliveries_total{source="kartra",status="unauthorized"} 1.0' in metrics
     assert "receiver_ingest_seconds_bucket" in metrics and "receiver_queue_depth" in metrics
     spec = client.get("/openapi.json").json()
-    for path in ("/hooks/kartra", "/hooks/convead/watch/event", "/hooks/convead/integration/common/webhook",
-                 "/hooks/croct/client/web/track", "/hooks/croct/client/web/cid",
-                 "/hooks/affitor/api/tracking/lead", "/hooks/affitor/api/v1/track/lead",
-                 "/hooks/affitor/api/v1/track/click", "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/hooks/kartra",
+        "/hooks/convead/watch/event",
+        "/hooks/convead/integration/common/webhook",
+        "/hooks/croct/client/web/track",
+        "/hooks/croct/client/web/cid",
+        "/hooks/affitor/api/tracking/lead",
+        "/hooks/affitor/api/v1/track/lead",
+        "/hooks/affitor/api/v1/track/click",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in spec["paths"], path
+
+
+def test_convead_query_values_with_reserved_characters(client: TestClient, db: DB) -> None:
+    data = json.dumps(
+        {"type": "link", "url": "http://shop.example/p?a=1&utm_source=x+y%20z", "title": "A & B"}
+    )
+    r = post(client, "convead", "/watch/event", params={**CONVEAD_FORM, "data": data})
+    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+    [event] = db.events()
+    assert event["context"]["page"]["url"] == "http://shop.example/p?a=1&utm_source=x+y%20z"

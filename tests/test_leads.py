@@ -16,9 +16,11 @@ KEY = {"Authorization": f"Bearer {SECRETS['RECEIVER_API_KEY']}"}
 
 
 def kartra(client: TestClient, lead: dict[str, Any], action: str = "filled_form") -> Any:
-    r = client.post("/hooks/kartra", json={"lead": lead, "action": action,
-                                           "action_details": {"form_id": "3", "form_name": "Signup"}},
-                    **AUTH["kartra"])
+    r = client.post(
+        "/hooks/kartra",
+        json={"lead": lead, "action": action, "action_details": {"form_id": "3", "form_name": "Signup"}},
+        **AUTH["kartra"],
+    )
     assert r.status_code == 202, r.text
     return r.json()
 
@@ -31,12 +33,17 @@ def event_lead(client: TestClient, answer: Any) -> str | None:
 
 def test_one_person_across_kartra_croct_affitor_is_one_lead(client: TestClient) -> None:
     a = kartra(client, {"id": "77", "email": "  Carol.Doe@Example.COM ", "first_name": "Carol"})
-    b = client.post("/hooks/croct", json={"type": "leadGenerated",
-                                          "lead": {"email": "carol.doe@example.com", "lastName": "Doe"}},
-                    **AUTH["croct"])
+    b = client.post(
+        "/hooks/croct",
+        json={"type": "leadGenerated", "lead": {"email": "carol.doe@example.com", "lastName": "Doe"}},
+        **AUTH["croct"],
+    )
     assert b.status_code == 202
-    c = client.post("/hooks/affitor/api/tracking/lead", json={
-        "customer_code": "cust_1", "user_id": "usr_1", "email": "CAROL.DOE@example.com"}, **AUTH["affitor"])
+    c = client.post(
+        "/hooks/affitor/api/tracking/lead",
+        json={"customer_code": "cust_1", "user_id": "usr_1", "email": "CAROL.DOE@example.com"},
+        **AUTH["affitor"],
+    )
     assert c.status_code == 200
     lead_id = event_lead(client, a)
     assert lead_id is not None and event_lead(client, b.json()) == lead_id
@@ -85,8 +92,11 @@ def test_convead_guest_becoming_visitor_links_earlier_guest_events(client: TestC
 
 def test_merge_keeps_the_older_id_and_the_other_still_resolves(client: TestClient) -> None:
     older = event_lead(client, kartra(client, {"id": "1", "email": "first@example.com", "first_name": "Ann"}))
-    r = client.post("/hooks/affitor/api/tracking/lead", **AUTH["affitor"],
-                    json={"customer_code": "c9", "user_id": "u9", "email": "second@example.com"})
+    r = client.post(
+        "/hooks/affitor/api/tracking/lead",
+        **AUTH["affitor"],
+        json={"customer_code": "c9", "user_id": "u9", "email": "second@example.com"},
+    )
     assert r.status_code == 200
     newest_event = client.get("/v1/events", headers=KEY).json()["data"][0]
     newer = newest_event["lead_id"]
@@ -106,10 +116,16 @@ def test_merge_keeps_the_older_id_and_the_other_still_resolves(client: TestClien
 
 def test_traits_merge_newest_first_and_null_never_erases(client: TestClient) -> None:
     def croct(t: int, profile: dict[str, Any]) -> None:
-        beacon = {"context": {"tabId": "t", "url": "https://s.example/", "timeZone": "UTC"},
-                  "payload": {"type": "userSignedUp", "externalUserId": "user-1",
-                              "patch": {"operations": [{"type": "set", "path": ".", "value": profile}]}},
-                  "originalTime": t, "departureTime": t}
+        beacon = {
+            "context": {"tabId": "t", "url": "https://s.example/", "timeZone": "UTC"},
+            "payload": {
+                "type": "userSignedUp",
+                "externalUserId": "user-1",
+                "patch": {"operations": [{"type": "set", "path": ".", "value": profile}]},
+            },
+            "originalTime": t,
+            "departureTime": t,
+        }
         assert client.post("/hooks/croct/client/web/track", json=beacon, **AUTH["croct"]).status_code == 200
 
     croct(2_000_000_000_000, {"firstName": "New", "company": "Acme"})
@@ -124,15 +140,24 @@ def test_traits_merge_newest_first_and_null_never_erases(client: TestClient) -> 
 def test_concurrent_posts_for_one_new_email_make_one_lead(server: Server) -> None:
     async def run() -> list[int]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+
             async def one(i: int) -> int:
                 if i % 2:
-                    r = await c.post("/hooks/croct", json={"type": "leadGenerated", "leadId": f"l{i}",
-                                                           "lead": {"email": "same@example.com"}},
-                                     headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]})
+                    r = await c.post(
+                        "/hooks/croct",
+                        json={
+                            "type": "leadGenerated",
+                            "leadId": f"l{i}",
+                            "lead": {"email": "same@example.com"},
+                        },
+                        headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]},
+                    )
                 else:
-                    r = await c.post("/hooks/kartra", params={"token": SECRETS["RECEIVER_KARTRA_TOKEN"]},
-                                     json={"lead": {"email": "Same@Example.com", "n": i},
-                                           "action": "filled_form"})
+                    r = await c.post(
+                        "/hooks/kartra",
+                        params={"token": SECRETS["RECEIVER_KARTRA_TOKEN"]},
+                        json={"lead": {"email": "Same@Example.com", "n": i}, "action": "filled_form"},
+                    )
                 return r.status_code
 
             return await asyncio.gather(*(one(i) for i in range(40)))
@@ -169,5 +194,3 @@ def test_exports_of_leads_count_all(client: TestClient) -> None:
     assert len(nd) == 30
     csv_text = client.get("/v1/leads", headers={**KEY, "Accept": "text/csv"}).text
     assert len(csv_text.strip().splitlines()) == 31
-
-

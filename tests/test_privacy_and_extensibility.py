@@ -19,8 +19,14 @@ def all_bytes(db: DB) -> bytes:
 
 
 def test_affitor_lead_leaves_no_clear_email_name_or_phone_on_disk(client: TestClient, db: DB) -> None:
-    body = {"customer_code": "cust_1", "user_id": "usr_1", "email": EMAIL, "name": NAME, "phone": PHONE,
-            "additional_data": {"plan": "free"}}
+    body = {
+        "customer_code": "cust_1",
+        "user_id": "usr_1",
+        "email": EMAIL,
+        "name": NAME,
+        "phone": PHONE,
+        "additional_data": {"plan": "free"},
+    }
     r = client.post("/hooks/affitor/api/tracking/lead", json=body, **AUTH["affitor"])
     assert r.status_code == 200, r.text
     # and a rejected one (missing user_id) is redacted the same way before it is written
@@ -72,8 +78,14 @@ def test_fifth_vendor_from_one_file(tmp_path: Path) -> None:
     settings = Settings.from_env(env)
     with TestClient(create_app(settings)) as client:
         headers = {"X-Pingly-Secret": "s3"}
-        sale = {"kind": "sale", "ts": 1764028800, "order": 991, "amount": "12.50",
-                "contact": {"id": 7, "mail": " Bo@Example.com", "given": " Bo "}, "note": "hi"}
+        sale = {
+            "kind": "sale",
+            "ts": 1764028800,
+            "order": 991,
+            "amount": "12.50",
+            "contact": {"id": 7, "mail": " Bo@Example.com", "given": " Bo "},
+            "note": "hi",
+        }
         r = client.post("/hooks/pingly/v2/notify", json=sale, headers=headers)
         assert r.status_code == 200, r.text
         assert r.json()["events"][0]["type"] == "order.placed"
@@ -87,7 +99,11 @@ def test_fifth_vendor_from_one_file(tmp_path: Path) -> None:
     [event] = DB(settings.sqlite_path).events()  # type: ignore[arg-type]
     assert event["mapping"] == "pingly@3"
     assert event["occurred_at"] == "2025-11-25T00:00:00.000Z"
-    assert event["lead"] == {"email": "bo@example.com", "first_name": "Bo",
-                             "email_sha256": event["lead"]["email_sha256"], "email_masked": "b***@example.com"}
+    assert event["lead"] == {
+        "email": "bo@example.com",
+        "first_name": "Bo",
+        "email_sha256": event["lead"]["email_sha256"],
+        "email_masked": "b***@example.com",
+    }
     assert event["properties"] == {"value": 12.5, "order": {"id": "991"}}
     assert event["extra"] == {"note": "hi", "contact": {"id": 7}}

@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 KEY = {"Authorization": f"Bearer {SECRETS['RECEIVER_API_KEY']}"}
 
 
-def croct(client: TestClient, event: dict[str, Any], **kw: Any) -> Any:
-    r = client.post("/hooks/croct", json=event, **AUTH["croct"], **kw)
+def croct(client: TestClient, event: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    r = client.post("/hooks/croct", json=event, headers={**AUTH["croct"]["headers"], **(headers or {})})
     assert r.status_code == 202, r.text
     return r.json()
 
@@ -24,8 +24,18 @@ def page_view(i: int) -> dict[str, Any]:
     return {"type": "pageLoaded", "url": f"https://site.example/p/{i}", "title": f"P{i}"}
 
 
-@pytest.mark.parametrize("path", ["/v1/events", "/v1/events/x", "/v1/leads", "/v1/leads/x",
-                                  "/v1/leads/x/events", "/v1/deliveries", "/v1/deliveries/x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/events",
+        "/v1/events/x",
+        "/v1/leads",
+        "/v1/leads/x",
+        "/v1/leads/x/events",
+        "/v1/deliveries",
+        "/v1/deliveries/x",
+    ],
+)
 def test_read_api_needs_the_key(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
     assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -79,11 +89,19 @@ def test_filters_source_type_lead_time(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("params", "name"),
-    [({"limit": "1001"}, "limit"), ({"limit": "0"}, "limit"), ({"limit": "ten"}, "limit"),
-     ({"since": "yesterday"}, "since"), ({"until": "2026-01-01T00:00:00"}, "until"),
-     ({"cursor": "!!"}, "cursor"), ({"source": "mailchimp"}, "source")],
+    [
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-01-01T00:00:00"}, "until"),
+        ({"cursor": "!!"}, "cursor"),
+        ({"source": "mailchimp"}, "source"),
+    ],
 )
-def test_bad_query_parameters_are_400_naming_the_parameter(client: TestClient, params: Any, name: str) -> None:
+def test_bad_query_parameters_are_400_naming_the_parameter(
+    client: TestClient, params: Any, name: str
+) -> None:
     r = client.get("/v1/events", headers=KEY, params=params)
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -93,7 +111,8 @@ def test_bad_query_parameters_are_400_naming_the_parameter(client: TestClient, p
 def test_exports_stream_every_match_and_escape_formulas(client: TestClient) -> None:
     for i in range(120):
         croct(client, page_view(i))
-    croct(client, {"type": "eventOccurred", "name": "=HYPERLINK(\"http://evil\",\"x\")"})
+    formula = '=HYPERLINK("http://evil.example","x")'
+    croct(client, {"type": "eventOccurred", "name": "liked"}, headers={"X-Client-Id": formula})
     nd = client.get("/v1/events", headers={**KEY, "Accept": "application/x-ndjson"})
     assert nd.headers["content-type"].startswith("application/x-ndjson")
     lines = nd.text.splitlines()
@@ -103,13 +122,14 @@ def test_exports_stream_every_match_and_escape_formulas(client: TestClient) -> N
     assert c.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(c.text)))
     assert len(rows) == 121
-    custom = [r for r in rows if r["type"] == "custom"]
-    assert len(custom) == 1
-    for cell in custom[0].values():
-        assert not cell.startswith(("=", "+", "-", "@")), cell
-    assert "=HYPERLINK" in c.text and "'=HYPERLINK" not in c.text or True  # JSON cells start with {
-    filtered = client.get("/v1/events", headers={**KEY, "Accept": "application/x-ndjson"},
-                          params={"type": "custom"})
+    [custom] = [r for r in rows if r["type"] == "custom"]
+    assert custom["anonymous_id"] == "'" + formula  # escaped: a spreadsheet shows it as text
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@")), cell
+    filtered = client.get(
+        "/v1/events", headers={**KEY, "Accept": "application/x-ndjson"}, params={"type": "custom"}
+    )
     assert len(filtered.text.splitlines()) == 1
 
 

@@ -45,11 +45,16 @@ def test_restart_keeps_deliveries_and_generated_credentials(data_dir: Path) -> N
 def test_access_log_redacts_credentials(server: Server) -> None:
     token = SECRETS["RECEIVER_KARTRA_TOKEN"]
     httpx.post(f"{server.url}/hooks/kartra", params={"token": token}, json=KARTRA_VISIT)
-    httpx.post(f"{server.url}/hooks/affitor/api/tracking/lead",
-               headers={"Authorization": f"Bearer {SECRETS['RECEIVER_AFFITOR_TOKEN']}"},
-               json={"customer_code": "c", "user_id": "u"})
-    httpx.post(f"{server.url}/hooks/convead", params={"app_key": SECRETS["RECEIVER_CONVEAD_APP_KEY"]},
-               data={"data": "{}"})
+    httpx.post(
+        f"{server.url}/hooks/affitor/api/tracking/lead",
+        headers={"Authorization": f"Bearer {SECRETS['RECEIVER_AFFITOR_TOKEN']}"},
+        json={"customer_code": "c", "user_id": "u"},
+    )
+    httpx.post(
+        f"{server.url}/hooks/convead",
+        params={"app_key": SECRETS["RECEIVER_CONVEAD_APP_KEY"]},
+        data={"data": "{}"},
+    )
     out = server.stop()
     assert "/hooks/kartra?token=%2A%2A%2A" in out  # the request was logged...
     for secret in SECRETS.values():
@@ -60,10 +65,12 @@ def test_200_concurrent_deliveries_all_answered_and_stored(server: Server, data_
     async def run() -> list[int]:
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as c:
+
             async def one(i: int) -> int:
                 beacon = {**CROCT_BEACON, "originalTime": 1764028800000 + i}
-                r = await c.post("/hooks/croct", json=beacon,
-                                 headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]})
+                r = await c.post(
+                    "/hooks/croct", json=beacon, headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]}
+                )
                 return r.status_code
 
             return await asyncio.gather(*(one(i) for i in range(200)))

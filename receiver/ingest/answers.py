@@ -34,9 +34,7 @@ def failure(answer: Answer, problem: Problem) -> Response:
             problem.title = "Bad Request"
     if answer.style == "success_flag":
         if problem.errors:
-            error = "; ".join(
-                f"{e.path.lstrip('/') or 'body'} {e.message}" for e in problem.errors
-            )
+            error = "; ".join(f"{e.path.lstrip('/') or 'body'} {e.message}" for e in problem.errors)
         else:
             error = problem.detail or problem.title
         body = {

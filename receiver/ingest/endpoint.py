@@ -10,23 +10,23 @@ the group-commit writer (503 when it cannot), answer.
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlencode
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..clock import now_rfc3339
 from ..credentials import Credentials, matches
 from ..ids import new_id
 from ..mapping import CompiledMapping
 from ..mapping.spec import Route
 from ..metrics import Metrics
-from ..clock import now_rfc3339
 from ..pipeline import map_document
 from ..problems import FieldError, Problem, bad_request, unprocessable
 from ..responses import problem_response
@@ -163,9 +163,7 @@ class Ingest:
                 return token.strip()
         return None
 
-    async def ingest(
-        self, request: Request, source: Source, route: Route, sub: str
-    ) -> tuple[Response, str]:
+    async def ingest(self, request: Request, source: Source, route: Route, sub: str) -> tuple[Response, str]:
         m = source.mapping
         env = m.envelope
         given = self._credential(request, source)
@@ -194,9 +192,7 @@ class Ingest:
             body_format="original",
             status="rejected",
             idempotency_key=request.headers.get("idempotency-key") or request.headers.get("webhook-id"),
-            fingerprint=hashlib.sha256(
-                f"{sub}?{raw_query}\n".encode() + body
-            ).hexdigest(),
+            fingerprint=hashlib.sha256(f"{sub}?{raw_query}\n".encode() + body).hexdigest(),
             mapping=m.name,
         )
         document: Any = None
@@ -236,8 +232,8 @@ class Ingest:
             )
         )
         if mapped.status == "rejected":
-            p = unprocessable("the delivery breaks the vendor's documented constraints", mapped.reasons)
-            return answers.failure(route.answer, p), "rejected"
+            problem = unprocessable("the delivery breaks the vendor's documented constraints", mapped.reasons)
+            return answers.failure(route.answer, problem), "rejected"
         if result.duplicate:
             body_out: dict[str, Any] = {"status": "duplicate", "delivery_id": result.delivery_id}
             return answers.success(route.answer, body_out, True, document), "duplicate"
@@ -271,4 +267,4 @@ def _body_credential(document: Any, names: list[str]) -> str | None:
     return None
 
 
-__all__ = ["Ingest", "Source", "bad_request", "build_sources", "FieldError"]
+__all__ = ["FieldError", "Ingest", "Source", "bad_request", "build_sources"]

@@ -67,7 +67,7 @@ def parse_form(raw: bytes | str) -> dict[str, Any]:
         for part in text.split("&"):
             if not part:
                 continue
-            name, eq, value = part.partition("=")
+            name, _, value = part.partition("=")
             pairs.append((_pct(name), _pct(value)))
     except UnicodeDecodeError:
         raise bad_request("the form is not valid UTF-8", [FieldError("", "not UTF-8")]) from None
@@ -98,7 +98,8 @@ def parse_form(raw: bytes | str) -> dict[str, Any]:
                     nxt = {}
                     node[k] = nxt
                 node = nxt
-    return _listify(doc)
+    out: dict[str, Any] = _listify(doc)
+    return out
 
 
 def _listify(node: Any) -> Any:

@@ -58,9 +58,7 @@ class _Gen:
             parent = self.prefix(tokens[:-1])
             var = f"p{len(self.prefixes)}"
             self.prefixes[tokens] = var
-            self.lines.append(
-                f"    {var} = {parent}.get({tokens[-1]!r}) if {parent} is not None else None"
-            )
+            self.lines.append(f"    {var} = {parent}.get({tokens[-1]!r}) if {parent} is not None else None")
             self.lines.append(f"    if {var}.__class__ is not dict: {var} = None")
         return var
 
@@ -80,15 +78,17 @@ def generate(outputs: list[OutputPlan], name: str) -> Callable[[Any, Ctx, str], 
     body: list[str] = []
     for o in outputs:
         simple = o.simple if not conflict else None
-        if simple is not None and not o.privacy and not any(
-            any(t.isdigit() for t in p) for p in simple.paths
+        if (
+            simple is not None
+            and not o.privacy
+            and not any(any(t.isdigit() for t in p) for p in simple.paths)
         ):
             _emit_simple(g, body, o, simple, containers)
         else:
-            fn = g.const(o.fn, "F")
+            closure = g.const(o.fn, "F")
             toks = g.const(o.tokens, "T")
             priv = g.const(o.privacy, "P")
-            late.append(f"    v = {fn}(event, ctx, base)")
+            late.append(f"    v = {closure}(event, ctx, base)")
             late.append(f"    if v is not None: _assign(out, {toks}, v, {priv})")
     src = [f"def {name}(event, ctx, base):", "    out = {}"]
     src += [f"    {var} = {{}}" for tokens, var in containers.items() if tokens]

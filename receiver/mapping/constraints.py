@@ -90,9 +90,10 @@ def fast_ok(c: Constraint) -> Callable[[Any], bool]:
     def ok(v: Any) -> bool:
         cls = v.__class__
         if cls is str:
-            if t is not None and t != "string":
-                if t not in ("number", "integer") or not _NUMBER.fullmatch(v.strip()):
-                    return False
+            if (t is not None and t != "string") and (
+                t not in ("number", "integer") or not _NUMBER.fullmatch(v.strip())
+            ):
+                return False
             if (mn is not None and len(v) < mn) or (mx is not None and len(v) > mx):
                 return False
             if rx is not None and not rx.fullmatch(v):
@@ -195,8 +196,12 @@ def compile_constraints(constraints: dict[str, Constraint]) -> Check:
             else:
                 node = node.children.setdefault(t, _Node())
         node.checks.append(
-            (c, re.compile(c.pattern) if c.pattern else None,
-             re.compile(c.items.pattern) if c.items and c.items.pattern else None, fast_ok(c))
+            (
+                c,
+                re.compile(c.pattern) if c.pattern else None,
+                re.compile(c.items.pattern) if c.items and c.items.pattern else None,
+                fast_ok(c),
+            )
         )
         node.required = node.required or c.required
 

@@ -130,7 +130,9 @@ class _Compiler:
                 raise self.fail(key, str(e)) from None
         return out
 
-    def field(self, key: str, spec: FieldInput, placed: list[list[str]]) -> tuple[FieldFn, tuple[Privacy, ...]]:
+    def field(
+        self, key: str, spec: FieldInput, placed: list[list[str]]
+    ) -> tuple[FieldFn, tuple[Privacy, ...]]:
         if isinstance(spec, str):
             spec = Field(from_=[spec])
         elif isinstance(spec, list):
@@ -205,9 +207,7 @@ class _Compiler:
             ns, tokens = parse(p)
             if ns == "":
                 placed.append(tokens)
-        cases = {
-            str(k): self.field(f"{key}.cases.{k}", v, placed)[0] for k, v in (spec.cases or {}).items()
-        }
+        cases = {str(k): self.field(f"{key}.cases.{k}", v, placed)[0] for k, v in (spec.cases or {}).items()}
         fallback = cases.pop("*", None)
 
         def fn(node: Any, ctx: Ctx, base: str) -> Any:
@@ -237,9 +237,7 @@ class _Compiler:
         ]
         if not subs and value_fn is None:
             raise self.fail(key, "'each' needs 'fields' or 'value'")
-        placed.extend(
-            t if t and t[0].startswith("@") else [*each_tokens, "*", *t] for t in inner
-        )
+        placed.extend(t if t and t[0].startswith("@") else [*each_tokens, "*", *t] for t in inner)
 
         def elements(node: Any, ctx: Ctx) -> list[tuple[int, Any]]:
             v = get_list(node, ctx)
@@ -289,9 +287,7 @@ class _Compiler:
         for key, spec in fields.items():
             tokens = tuple(key.split("."))
             if tokens[0] not in OUTPUT_ROOTS or "" in tokens:
-                raise self.fail(
-                    f"{where}.{key}", f"output must start with one of {', '.join(OUTPUT_ROOTS)}"
-                )
+                raise self.fail(f"{where}.{key}", f"output must start with one of {', '.join(OUTPUT_ROOTS)}")
             mine: list[list[str]] = []
             fn, privacy = self.field(f"{where}.{key}", spec, mine)
             placed.extend(mine)
@@ -414,12 +410,12 @@ class CompiledMapping:
         type_placed: list[list[str]] = []
         self._type_rules: list[tuple[Callable[[Any, Ctx], Any], Any, str | None]] = []
         for i, rule in enumerate(spec.type_from):
-            r = rule if isinstance(rule, TypeRule) else TypeRule(path=rule)
-            for p in c.paths(f"type_from[{i}]", [r.path]):
+            tr = rule if isinstance(rule, TypeRule) else TypeRule(path=rule)
+            for p in c.paths(f"type_from[{i}]", [tr.path]):
                 ns, tokens = parse(p)
                 if ns == "":
                     type_placed.append(tokens)
-                self._type_rules.append((compile_getter(p), r.equals, r.value))
+                self._type_rules.append((compile_getter(p), tr.equals, tr.value))
 
         self._rewrites: list[tuple[list[str], list[str], list[tf.Fn], frozenset[str]]] = []
         for i, rw in enumerate(spec.rewrite):
@@ -473,9 +469,7 @@ class CompiledMapping:
             merged = _merge_constraints(spec.constraints, constraints)
             plans = [OutputPlan(o.tokens, o.fn, o.privacy, getattr(o.fn, "simple", None)) for o in outputs]
             run = generate(plans, f"map_{len(self._types)}")
-            self._types[name] = _Type(
-                name, canonical, outputs, c.checks(merged, f"types.{name}"), trees, run
-            )
+            self._types[name] = _Type(name, canonical, outputs, c.checks(merged, f"types.{name}"), trees, run)
 
         self._routes: dict[str, tuple[str, list[tuple[list[str], str]]]] = {}
         for route in spec.envelope.routes:
@@ -550,9 +544,7 @@ class CompiledMapping:
                     changed = True
         return changed
 
-    def map(
-        self, document: Any, headers: dict[str, str], route: str, received_at: str
-    ) -> MapOutcome:
+    def map(self, document: Any, headers: dict[str, str], route: str, received_at: str) -> MapOutcome:
         outcome = MapOutcome()
         is_batch = isinstance(document, list)
         if is_batch and not self.batch:
@@ -600,26 +592,26 @@ class CompiledMapping:
                 st = value
                 break
         tspec = self._types.get(st) if st is not None else None
-        if tspec is None:
+        if tspec is None or st is None:
             outcome.unmapped.append({"index": index, "source_type": st})
             return
         for src, dst, chain, only in self._rewrites:
             if only and st not in only:
                 continue
-            v = pop_in(event, src)
+            moved = pop_in(event, src)
             if len(src) > 1 and _get(event, src[:-1]) == {}:
                 pop_in(event, src[:-1])  # leave no empty shell behind in extra
-            if v is None or v == "":
+            if moved is None or moved == "":
                 continue
             try:
-                for t in chain:
-                    v = t(v, event, ctx)
+                for step in chain:
+                    moved = step(moved, event, ctx)
             except tf.TransformError as e:
                 ctx.error(pointer(src), str(e))
                 continue
             if _walk_exists(event, dst):
                 continue
-            set_in(event, dst, v)
+            set_in(event, dst, moved)
         n_errors = len(outcome.errors)
         for check in tspec.checks:
             check(event, ctx)

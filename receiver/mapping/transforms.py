@@ -157,8 +157,10 @@ def t_boolean(args: Any) -> Fn:
 
 def rfc3339(dt: datetime) -> str:
     d = dt.astimezone(UTC)
-    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-            f".{d.microsecond // 1000:03d}Z")
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        f".{d.microsecond // 1000:03d}Z"
+    )
 
 
 #: strptime formats that fromisoformat parses ten times faster, with a strict shape check.
@@ -191,7 +193,7 @@ def t_datetime(args: Any) -> Fn:
             if shape is not None and shape.fullmatch(v.strip()):
                 dt = datetime.fromisoformat(v.strip())
             elif fmt:
-                dt = datetime.strptime(v.strip(), fmt)  # noqa: DTZ007 - zone applied below
+                dt = datetime.strptime(v.strip(), fmt)
             else:
                 dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
         except ValueError:
@@ -232,11 +234,7 @@ def t_date(args: Any) -> Fn:
         if not isinstance(v, str):
             raise TransformError("must be a date string")
         try:
-            d = (
-                datetime.strptime(v.strip(), fmt).date()  # noqa: DTZ007 - a date has no zone
-                if fmt
-                else date.fromisoformat(v.strip()[:10])
-            )
+            d = datetime.strptime(v.strip(), fmt).date() if fmt else date.fromisoformat(v.strip()[:10])
         except ValueError:
             raise TransformError("must be a date like YYYY-MM-DD") from None
         return d.isoformat()
@@ -329,8 +327,13 @@ def t_enum(args: Any) -> Fn:
     return fn
 
 
-_UTM = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "name",
-        "utm_term": "term", "utm_content": "content"}
+_UTM = {
+    "utm_source": "source",
+    "utm_medium": "medium",
+    "utm_campaign": "name",
+    "utm_term": "term",
+    "utm_content": "content",
+}
 
 
 def t_campaign(args: Any) -> Fn:
@@ -369,8 +372,11 @@ def t_pluck(args: Any) -> Fn:
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if isinstance(v, dict):
-            v = [v[k] for k in sorted(v, key=lambda s: int(s) if s.isdigit() else 0)] if all(
-                k.isdigit() for k in v) else [v]
+            v = (
+                [v[k] for k in sorted(v, key=lambda s: int(s) if s.isdigit() else 0)]
+                if all(k.isdigit() for k in v)
+                else [v]
+            )
         if isinstance(v, list):
             return [x.get(key) for x in v if isinstance(x, dict) and x.get(key) not in (None, "")]
         return v
@@ -416,7 +422,9 @@ def apply_patch(operations: Any) -> Any:
             parent = nxt
         if not tokens:
             if kind in ("set", "merge") and isinstance(value, dict):
-                doc.update(value) if kind == "merge" else (doc.clear(), doc.update(value))
+                if kind == "set":
+                    doc.clear()
+                doc.update(value)
             elif kind in ("unset", "clear"):
                 doc.clear()
             continue

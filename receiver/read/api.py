@@ -98,13 +98,16 @@ def _stream(kind: str, rows: Any, columns: list[str], name: str) -> Response:
     if kind == "ndjson":
         return StreamingResponse(ndjson(rows), media_type="application/x-ndjson")
     return StreamingResponse(
-        csv_rows(rows, columns), media_type="text/csv; charset=utf-8",
+        csv_rows(rows, columns),
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
 
 
 class ReadAPI:
-    def __init__(self, store: Any, writer: Writer, mappings: dict[str, CompiledMapping], api_key: str) -> None:
+    def __init__(
+        self, store: Any, writer: Writer, mappings: dict[str, CompiledMapping], api_key: str
+    ) -> None:
         self.store = store
         self.writer = writer
         self.mappings = mappings
@@ -116,8 +119,14 @@ class ReadAPI:
             auth = request.headers.get("authorization", "")
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not matches(token.strip(), self.api_key):
-                return problem_response(Problem(401, "Unauthorized", "Authorization: Bearer <RECEIVER_API_KEY> is required",
-                                                headers={"WWW-Authenticate": "Bearer"}))
+                return problem_response(
+                    Problem(
+                        401,
+                        "Unauthorized",
+                        "Authorization: Bearer <RECEIVER_API_KEY> is required",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                )
             try:
                 return await fn(request)
             except Problem as p:

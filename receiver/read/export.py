@@ -9,10 +9,33 @@ from typing import Any
 
 import msgspec
 
-EVENT_COLUMNS = ["id", "source", "source_type", "type", "occurred_at", "received_at", "lead_id",
-                 "anonymous_id", "lead", "properties", "context", "extra", "delivery_id", "mapping"]
-LEAD_COLUMNS = ["id", "created_at", "updated_at", "first_seen_at", "last_seen_at", "traits",
-                "identities", "sources", "event_count"]
+EVENT_COLUMNS = [
+    "id",
+    "source",
+    "source_type",
+    "type",
+    "occurred_at",
+    "received_at",
+    "lead_id",
+    "anonymous_id",
+    "lead",
+    "properties",
+    "context",
+    "extra",
+    "delivery_id",
+    "mapping",
+]
+LEAD_COLUMNS = [
+    "id",
+    "created_at",
+    "updated_at",
+    "first_seen_at",
+    "last_seen_at",
+    "traits",
+    "identities",
+    "sources",
+    "event_count",
+]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from .base import StorageError, WriteRequest, WriteResult
 from ..clock import now_rfc3339
+from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
 from .sqlite_leads import resolve
 from .sqlite_read import SQLiteReads
@@ -161,12 +161,22 @@ class SQLiteStore(SQLiteReads):
                 " headers, body, body_format, status, reasons, idempotency_key, fingerprint, mapping)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    d.id, d.source, d.received_at, d.method, d.path, d.content_type,
-                    _encode(d.query).decode(), _encode(d.headers).decode(), d.body, d.body_format,
-                    d.status, _encode(d.reasons).decode(),
+                    d.id,
+                    d.source,
+                    d.received_at,
+                    d.method,
+                    d.path,
+                    d.content_type,
+                    _encode(d.query).decode(),
+                    _encode(d.headers).decode(),
+                    d.body,
+                    d.body_format,
+                    d.status,
+                    _encode(d.reasons).decode(),
                     # A rejected delivery does not claim its key: the vendor's fixed retry must pass.
                     None if d.status == "rejected" else d.idempotency_key,
-                    d.fingerprint, d.mapping,
+                    d.fingerprint,
+                    d.mapping,
                 ),
             )
         now = now_rfc3339()
@@ -177,8 +187,18 @@ class SQLiteStore(SQLiteReads):
                 "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
                 " received_at, lead_id, anonymous_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (e.id, e.delivery_id, e.source, e.type, e.source_type, e.occurred_at,
-                     e.received_at, e.lead_id, e.anonymous_id, _encode(e))
+                    (
+                        e.id,
+                        e.delivery_id,
+                        e.source,
+                        e.type,
+                        e.source_type,
+                        e.occurred_at,
+                        e.received_at,
+                        e.lead_id,
+                        e.anonymous_id,
+                        _encode(e),
+                    )
                     for e in req.events
                 ],
             )
@@ -220,8 +240,10 @@ class SQLiteStore(SQLiteReads):
             ids = [live] + [r[0] for r in conn.execute("SELECT id FROM leads WHERE merged_into = ?", (live,))]
             marks = ",".join("?" * len(ids))
             deliveries = [
-                r[0] for r in conn.execute(
-                    f"SELECT DISTINCT delivery_id FROM events WHERE lead_id IN ({marks})", ids  # noqa: S608
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT delivery_id FROM events WHERE lead_id IN ({marks})",  # noqa: S608
+                    ids,
                 )
             ]
             for d in deliveries:

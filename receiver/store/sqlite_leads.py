@@ -30,7 +30,9 @@ def _load(conn: sqlite3.Connection, lead_id: str) -> tuple[dict[str, Any], dict[
     return _dec(row[0]), _dec(row[1])
 
 
-def _save(conn: sqlite3.Connection, lead_id: str, traits: dict[str, Any], times: dict[str, str], now: str) -> None:
+def _save(
+    conn: sqlite3.Connection, lead_id: str, traits: dict[str, Any], times: dict[str, str], now: str
+) -> None:
     conn.execute(
         "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE id = ?",
         (_enc(traits), _enc(times), now, lead_id),
@@ -110,7 +112,9 @@ def resolve(conn: sqlite3.Connection, event: Event, identities: list[Identity], 
     return lead_id
 
 
-def _adopt_anonymous_events(conn: sqlite3.Connection, lead_id: str, source: str, anonymous_id: str, now: str) -> None:
+def _adopt_anonymous_events(
+    conn: sqlite3.Connection, lead_id: str, source: str, anonymous_id: str, now: str
+) -> None:
     rows = conn.execute(
         "SELECT data, occurred_at FROM events WHERE source = ? AND anonymous_id = ? AND lead_id IS NULL",
         (source, anonymous_id),

@@ -172,7 +172,8 @@ class SQLiteReads:
         if before:
             where.append("id < ?")
             args.append(before)
-        sql = "SELECT * FROM leads WHERE " + " AND ".join(where) + " ORDER BY id DESC LIMIT ?"
+        # Only fixed clauses are joined here; every value is a bound parameter.
+        sql = "SELECT * FROM leads WHERE " + " AND ".join(where) + " ORDER BY id DESC LIMIT ?"  # noqa: S608
         rows = await self._all(sql, [*args, limit])
         return [await self._lead_record(r) for r in rows]
 
@@ -190,8 +191,19 @@ class SQLiteReads:
     @staticmethod
     def _delivery(row: aiosqlite.Row, with_body: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
-            k: row[k] for k in ("id", "source", "received_at", "method", "path", "content_type",
-                                "status", "idempotency_key", "mapping", "body_format")
+            k: row[k]
+            for k in (
+                "id",
+                "source",
+                "received_at",
+                "method",
+                "path",
+                "content_type",
+                "status",
+                "idempotency_key",
+                "mapping",
+                "body_format",
+            )
         }
         out["reasons"] = _dec(row["reasons"])
         if with_body:
@@ -232,7 +244,9 @@ class SQLiteReads:
         out = self._delivery(row, with_body=True)
         out["events"] = [
             {"id": r["id"], "type": r["type"]}
-            for r in await self._all("SELECT id, type FROM events WHERE delivery_id = ? ORDER BY id", (delivery_id,))
+            for r in await self._all(
+                "SELECT id, type FROM events WHERE delivery_id = ? ORDER BY id", (delivery_id,)
+            )
         ]
         return out
 
@@ -244,7 +258,7 @@ class SQLiteReads:
         if q.source:
             where.append("source = ?")
             args.append(q.source)
-        sql = "SELECT id FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = "SELECT id FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
         return [str(r["id"]) for r in await self._all(sql + " ORDER BY id", args)]
 
     async def raw_delivery(self, delivery_id: str) -> aiosqlite.Row | None:
