@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError, Settings
 from .credentials import API_KEY_SETTING, Credentials
@@ -87,6 +89,75 @@ def cmd_mappings_check(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _offline(fn: Any) -> int:
+    """Open the configured store and a writer in this process, run ``fn(service)``."""
+    from .app import Service, make_store
+    from .credentials import load_credentials
+    from .metrics import Metrics
+    from .writer import Writer
+
+    settings = Settings.from_env()
+    mappings = load_dir(settings.mappings_dir)
+    credentials = load_credentials(
+        settings.data_dir, settings.env, sorted({m.envelope.credential.setting for m in mappings.values()})
+    )
+    store = make_store(settings)
+    writer = Writer(store, settings.queue_size, settings.batch_max)
+    await store.open()
+    await writer.start()
+    try:
+        result: int = await fn(Service(settings, mappings, credentials, store, writer, Metrics(lambda: 0)))
+        return result
+    finally:
+        await writer.stop()
+        await store.close()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from .replay import replay_delivery
+    from .store.sqlite_read import DeliveryQuery
+
+    async def run(svc: Any) -> int:
+        ids = await svc.store.delivery_ids(DeliveryQuery(status=args.status, source=args.source))
+        counts: dict[str, int] = {}
+        with Progress(disable=not sys.stderr.isatty() and not args.progress) as progress:
+            task = progress.add_task("replaying", total=len(ids))
+            for delivery_id in ids:
+                row = await svc.store.raw_delivery(delivery_id)
+                if row is not None:
+                    result = await replay_delivery(svc.mappings, svc.writer, row)
+                    counts[result.status] = counts.get(result.status, 0) + 1
+                progress.advance(task)
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "nothing to replay"
+        print(f"replayed {sum(counts.values())} deliveries: {summary}")
+        return 0
+
+    return asyncio.run(_offline(run))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .read.export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
+    from .store.sqlite_read import EventQuery, LeadQuery
+
+    async def run(svc: Any) -> int:
+        if args.what == "events":
+            rows = svc.store.iter_events(EventQuery(source=args.source, type=args.type))
+            columns = EVENT_COLUMNS
+        else:
+            rows = svc.store.iter_leads(LeadQuery(source=args.source))
+            columns = LEAD_COLUMNS
+        chunks = ndjson(rows) if args.format == "ndjson" else csv_rows(rows, columns)
+        out = sys.stdout.buffer
+        async for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+        return 0
+
+    return asyncio.run(_offline(run))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="receiver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     check = msub.add_parser("check", help="load and validate every mapping file of a directory")
     check.add_argument("dir", nargs="?")
     check.set_defaults(fn=cmd_mappings_check)
+    replay = sub.add_parser("replay", help="run stored deliveries through today's mappings again")
+    replay.add_argument("--status", choices=["accepted", "unmapped", "rejected"])
+    replay.add_argument("--source")
+    replay.add_argument("--progress", action="store_true", help="show the progress bar even when not a TTY")
+    replay.set_defaults(fn=cmd_replay)
+    export = sub.add_parser("export", help="write every event (or lead) to stdout")
+    export.add_argument("what", nargs="?", choices=["events", "leads"], default="events")
+    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export.add_argument("--source")
+    export.add_argument("--type")
+    export.set_defaults(fn=cmd_export)
     args = parser.parse_args(argv)
     result: int = args.fn(args)
     return result

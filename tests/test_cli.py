@@ -1,0 +1,63 @@
+"""The ``receiver`` command line: replay and export against a real data directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import AUTH, ROOT, make_env
+from starlette.testclient import TestClient
+
+from receiver import Settings, create_app
+
+
+def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **make_env(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "receiver", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_replay_and_export_commands(data_dir: Path) -> None:
+    with TestClient(create_app(Settings.from_env(make_env(data_dir)))) as client:
+        for i in range(5):
+            r = client.post(
+                "/hooks/croct", json={"type": "pageLoaded", "url": f"https://s.example/{i}"}, **AUTH["croct"]
+            )
+            assert r.status_code == 202
+        client.post("/hooks/kartra", json={"action": "not_a_kartra_action"}, **AUTH["kartra"])
+    out = run(data_dir, "replay", "--source", "croct", "--progress")
+    assert out.returncode == 0, out.stderr
+    assert "replayed 5 deliveries: accepted=5" in out.stdout
+    out = run(data_dir, "replay", "--status", "unmapped")
+    assert "replayed 1 deliveries: unmapped=1" in out.stdout
+    nd = run(data_dir, "export", "--format", "ndjson")
+    lines = nd.stdout.splitlines()
+    assert len(lines) == 5 and all(json.loads(x)["source"] == "croct" for x in lines)
+    c = run(data_dir, "export", "events", "--format", "csv")
+    assert len(list(csv.DictReader(io.StringIO(c.stdout)))) == 5
+
+
+def test_mappings_check_reports_file_key_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "source: x\n"
+        "version: 1\n"
+        "envelope: {credential: {setting: A, locations: [bearer]}}\n"
+        "type_from: [/t]\n"
+        "types: {a: {type: page.viewed, fields: {properties.n: {from: [/n], transforms: [numbr]}}}}\n"
+    )
+    out = run(tmp_path, "mappings", "check", str(tmp_path))
+    assert out.returncode == 1
+    assert "bad.yaml" in out.stderr and "types.a.fields.properties.n" in out.stderr
+    assert "unknown transform 'numbr'" in out.stderr
