@@ -22,6 +22,146 @@ def _problem(description: str) -> dict[str, Any]:
     return _resp(description, _PROBLEM, "application/problem+json")
 
 
+def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema or {"type": "string"}}
+
+
+def _id(what: str) -> dict[str, Any]:
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": f"the {what} id",
+        "schema": {"type": "string"},
+    }
+
+
+_PAGING = [
+    _q("limit", "page size, 1..1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    _q("cursor", "next_cursor of the previous page"),
+]
+_LIST = _resp("a page: {data, next_cursor}; or every match as NDJSON / CSV by Accept header")
+_LIST["content"] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "data": {"type": "array", "items": {"type": "object"}},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        }
+    },
+    "application/x-ndjson": {"schema": {"type": "string"}},
+    "text/csv": {"schema": {"type": "string"}},
+}
+_SECURED = {"security": [{"bearer": []}]}
+
+
+def read_api_paths() -> dict[str, Any]:
+    """``/v1``: every route with its parameters (CONTRACT section 7)."""
+    event_filters = [
+        _q("source", "kartra, convead, croct, affitor, …"),
+        _q("type", "canonical type, e.g. order.placed"),
+        _q("lead_id", "events of this lead (merged-away ids resolve)"),
+        _q("since", "received_at >= (RFC 3339)", {"type": "string", "format": "date-time"}),
+        _q("until", "received_at < (RFC 3339)", {"type": "string", "format": "date-time"}),
+    ]
+    unauthorized = _problem("missing or wrong API key")
+    bad = _problem("a query parameter is invalid (named in errors[].path)")
+    missing = _problem("not found")
+    return {
+        "/v1/events": {
+            "get": {
+                **_SECURED,
+                "summary": "events, newest first",
+                "parameters": event_filters + _PAGING,
+                "responses": {"200": _LIST, "400": bad, "401": unauthorized},
+            }
+        },
+        "/v1/events/{id}": {
+            "get": {
+                **_SECURED,
+                "summary": "one event",
+                "parameters": [_id("event")],
+                "responses": {"200": _resp("the event"), "401": unauthorized, "404": missing},
+            }
+        },
+        "/v1/leads": {
+            "get": {
+                **_SECURED,
+                "summary": "leads, newest first",
+                "parameters": [
+                    _q("email", "exact email, matched through its hash"),
+                    _q("source", "leads seen from this source"),
+                    _q(
+                        "updated_since", "updated_at >= (RFC 3339)", {"type": "string", "format": "date-time"}
+                    ),
+                    *_PAGING,
+                ],
+                "responses": {"200": _LIST, "400": bad, "401": unauthorized},
+            }
+        },
+        "/v1/leads/{id}": {
+            "get": {
+                **_SECURED,
+                "summary": "one lead (a merged-away id answers the surviving lead)",
+                "parameters": [_id("lead")],
+                "responses": {"200": _resp("the lead"), "401": unauthorized, "404": missing},
+            },
+            "delete": {
+                **_SECURED,
+                "summary": "erase the lead, its events and their raw deliveries",
+                "parameters": [_id("lead")],
+                "responses": {"204": _resp("erased"), "401": unauthorized, "404": missing},
+            },
+        },
+        "/v1/leads/{id}/events": {
+            "get": {
+                **_SECURED,
+                "summary": "a lead's timeline, newest first",
+                "parameters": [_id("lead"), *event_filters[:2], *event_filters[3:], *_PAGING],
+                "responses": {"200": _LIST, "401": unauthorized, "404": missing},
+            }
+        },
+        "/v1/deliveries": {
+            "get": {
+                **_SECURED,
+                "summary": "the raw delivery log, newest first",
+                "parameters": [
+                    _q("status", "accepted, unmapped or rejected"),
+                    _q("source", "source name"),
+                    *_PAGING,
+                ],
+                "responses": {"200": _LIST, "400": bad, "401": unauthorized},
+            }
+        },
+        "/v1/deliveries/{id}": {
+            "get": {
+                **_SECURED,
+                "summary": "one delivery: body (as redacted), headers (credentials removed), reasons, events",
+                "parameters": [_id("delivery")],
+                "responses": {"200": _resp("the delivery"), "401": unauthorized, "404": missing},
+            }
+        },
+        "/v1/deliveries/{id}/replay": {
+            "post": {
+                **_SECURED,
+                "summary": "map one delivery again (replaces its events)",
+                "parameters": [_id("delivery")],
+                "responses": {"200": _resp("the new outcome"), "401": unauthorized, "404": missing},
+            }
+        },
+        "/v1/replay": {
+            "post": {
+                **_SECURED,
+                "summary": "map every matching delivery again",
+                "parameters": [_q("status", "accepted, unmapped or rejected"), _q("source", "source name")],
+                "responses": {"200": _resp("{replayed, by_status, events}"), "400": bad, "401": unauthorized},
+            }
+        },
+    }
+
+
 def build_openapi(
     mappings: dict[str, CompiledMapping], extra_paths: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -79,6 +219,7 @@ def build_openapi(
         }
     }
     paths["/openapi.json"] = {"get": {"summary": "this document", "responses": {"200": _resp("OpenAPI 3.1")}}}
+    paths.update(read_api_paths())
     paths.update(extra_paths or {})
     return {
         "openapi": "3.1.0",

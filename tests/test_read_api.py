@@ -164,3 +164,12 @@ def test_replay_twice_does_not_double(client: TestClient, db: DB) -> None:
     unmapped = client.post("/v1/replay", headers=KEY, params={"status": "unmapped"}).json()
     assert unmapped == {"replayed": 1, "by_status": {"unmapped": 1}, "events": 0}
     assert client.post("/v1/deliveries/nope/replay", headers=KEY).status_code == 404
+
+
+def test_openapi_describes_every_read_route_with_parameters(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    app_routes = {r.path for r in client.app.routes if r.path.startswith("/v1")}  # type: ignore[attr-defined]
+    assert app_routes <= set(spec["paths"])
+    params = {p["name"] for p in spec["paths"]["/v1/events"]["get"]["parameters"]}
+    assert {"source", "type", "lead_id", "since", "until", "limit", "cursor"} <= params
+    assert "delete" in spec["paths"]["/v1/leads/{id}"]
