@@ -1,0 +1,141 @@
+"""The group-commit writer's failure paths, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import httpx
+import msgspec
+from conftest import DB, SECRETS, Server, make_env
+
+from receiver.clock import now_rfc3339
+from receiver.events import Event, Identity
+from receiver.ids import new_id
+from receiver.store.base import Delivery, StorageError, WriteRequest, WriteResult
+from receiver.store.sqlite import SQLiteStore
+from receiver.writer import Overloaded, Writer
+
+
+def request(body: bytes = b"{}", fingerprint: str | None = None, email: str | None = None) -> WriteRequest:
+    did = new_id()
+    now = now_rfc3339()
+    delivery = Delivery(id=did, source="croct", received_at=now, method="POST", path="/",
+                        content_type="application/json", query={}, headers={}, body=body,
+                        body_format="original", status="accepted", fingerprint=fingerprint or new_id())
+    event = Event(id=new_id(), source="croct", source_type="leadGenerated", type="lead.captured",
+                  occurred_at=now, received_at=now, lead_id=None, anonymous_id=None,
+                  lead={"email": email} if email else None, properties={}, context={}, extra={},
+                  delivery_id=did, mapping="croct@1")
+    idents = [Identity("email_sha256", email, True)] if email else []
+    return WriteRequest(delivery=delivery, events=[event], identities=[idents])
+
+
+async def with_writer(path: Path, fn: object, queue_size: int = 100) -> None:
+    store = SQLiteStore(path, busy_timeout_ms=300)
+    await store.open()
+    writer = Writer(store, queue_size=queue_size, batch_max=64)
+    await writer.start()
+    try:
+        await fn(writer)  # type: ignore[operator]
+    finally:
+        await writer.stop()
+        await store.close()
+
+
+def test_one_bad_delivery_does_not_sink_its_batch(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+
+    async def run(writer: Writer) -> None:
+        first = request()
+        await writer.submit(first)
+        clash = request()
+        clash.delivery.id = first.delivery.id  # primary key taken: this one alone must fail
+        batch = [request(), clash, request()]
+        results = await asyncio.gather(*(writer.submit(r) for r in batch), return_exceptions=True)
+        assert isinstance(results[0], WriteResult) and isinstance(results[2], WriteResult)
+        assert isinstance(results[1], sqlite3.IntegrityError)
+
+    asyncio.run(with_writer(db, run))
+    assert DB(db).count("deliveries") == 3
+    assert DB(db).count("events") == 3
+
+
+def test_dedup_and_identity_inside_one_batch(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+
+    async def run(writer: Writer) -> None:
+        same = [request(b"same", fingerprint="fp-1") for _ in range(3)]
+        people = [request(email="one@example.com") for _ in range(4)]
+        results = await asyncio.gather(*(writer.submit(r) for r in same + people))
+        assert [r.duplicate for r in results[:3]] == [False, True, True]
+        assert {r.delivery_id for r in results[:3]} == {same[0].delivery.id}
+
+    asyncio.run(with_writer(db, run))
+    d = DB(db)
+    assert d.count("deliveries") == 5
+    assert d.count("leads") == 1
+    leads = d.rows("SELECT DISTINCT lead_id FROM events WHERE lead_id IS NOT NULL")
+    assert len(leads) == 1
+
+
+def test_full_queue_is_refused_at_once_and_storage_error_fails_the_whole_batch(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+
+    async def run(writer: Writer) -> None:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            # The writer takes the first and blocks on the lock; the queue holds one more.
+            tasks = [asyncio.create_task(writer.submit(request()))]
+            await asyncio.sleep(0.05)  # the writer has taken it and waits for the lock
+            tasks.append(asyncio.create_task(writer.submit(request())))
+            await asyncio.sleep(0.01)  # queued behind it: the queue (size 1) is now full
+            try:
+                await writer.submit(request())
+                raise AssertionError("a full queue must refuse")
+            except Overloaded:
+                pass
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            assert all(isinstance(r, StorageError) for r in results), results
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        ok = await writer.submit(request())
+        assert not ok.duplicate
+
+    asyncio.run(with_writer(db, run, queue_size=1))
+    assert DB(db).count("deliveries") == 1  # nothing of the failed batch, only the last one
+
+
+def test_full_queue_answers_503_with_retry_after_over_http(data_dir: Path) -> None:
+    env = make_env(data_dir, RECEIVER_QUEUE_SIZE="1", RECEIVER_SQLITE_BUSY_TIMEOUT_MS="1500")
+    server = Server(data_dir, env=env).start()
+    blocker = sqlite3.connect(data_dir / "receiver.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            async def one(i: int) -> httpx.Response:
+                return await c.post("/hooks/croct", json={"type": "pageLoaded", "url": f"https://s/{i}"},
+                                    headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]})
+
+            return await asyncio.gather(*(one(i) for i in range(6)))
+
+    try:
+        responses = asyncio.run(run())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    try:
+        assert all(r.status_code == 503 for r in responses), [r.status_code for r in responses]
+        assert all(r.headers.get("retry-after") for r in responses)
+        details = {msgspec.json.decode(r.content)["detail"] for r in responses}
+        assert any("queue is full" in d for d in details)
+        r = httpx.post(f"{server.url}/hooks/croct", json={"type": "pageLoaded", "url": "https://s/x"},
+                       headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]})
+        assert r.status_code == 202
+    finally:
+        server.stop()
+    assert DB(data_dir / "receiver.db").count("deliveries") == 1
