@@ -164,7 +164,8 @@ def _ms(text: str) -> float:
 
 
 def load(port: int, lua: Path, duration: int, connections: int) -> dict[str, float]:
-    cmd = pin(1) + [
+    cmd = [
+        *pin(1),
         "wrk",
         "-t1",
         f"-c{connections}",
