@@ -7,6 +7,8 @@ then ``decode_inner`` decodes fields that carry JSON text (Convead's ``data``).
 
 from __future__ import annotations
 
+import binascii
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -53,8 +55,20 @@ def decode_json(body: bytes, where: str = "") -> Any:
         raise bad_request("the JSON is nested too deeply", [FieldError(where, "too deep")]) from None
 
 
-def _pct(text: str) -> str:
-    return unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})|[=\r\n]")
+
+
+def _pct(raw: bytes) -> str:
+    """Percent-decode one form name or value. The stdlib decoder loops in Python per
+    escape (~0.5 µs each here, 170 in a typical Convead body); quoted-printable decoding
+    is the same transform in C once '%' reads '=', so it is used whenever the text has no
+    literal '=', no line breaks and no malformed escape (else the stdlib decides)."""
+    raw = raw.replace(b"+", b" ")
+    if b"%" not in raw:
+        return raw.decode("utf-8")
+    if _BAD_ESCAPE.search(raw) is None:
+        return binascii.a2b_qp(raw.replace(b"%", b"=")).decode("utf-8")
+    return unquote_to_bytes(raw).decode("utf-8")
 
 
 def parse_form(raw: bytes | str) -> dict[str, Any]:
@@ -62,14 +76,14 @@ def parse_form(raw: bytes | str) -> dict[str, Any]:
     ``a[b][c]=…``, ``list[]=…``. Numbered keys stay object keys; mappings read them as
     array elements."""
     try:
-        text = raw.decode("ascii") if isinstance(raw, bytes) else raw
+        data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
         pairs = []
-        for part in text.split("&"):
+        for part in data.split(b"&"):
             if not part:
                 continue
-            name, _, value = part.partition("=")
+            name, _, value = part.partition(b"=")
             pairs.append((_pct(name), _pct(value)))
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise bad_request("the form is not valid UTF-8", [FieldError("", "not UTF-8")]) from None
     doc: dict[str, Any] = {}
     for name, value in pairs:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -155,12 +156,23 @@ def t_boolean(args: Any) -> Fn:
 # --- time -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)
+def _second(sec: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+
+
+def rfc3339_epoch(seconds: float) -> str:
+    """RFC 3339 UTC with milliseconds. String formatting is slow here, and events of one
+    delivery share their second, so the date-time part is cached per second."""
+    sec = math.floor(seconds)
+    ms = int(round((seconds - sec) * 1000))
+    if ms == 1000:
+        sec, ms = sec + 1, 0
+    return f"{_second(sec)}.{ms:03d}Z"
+
+
 def rfc3339(dt: datetime) -> str:
-    d = dt.astimezone(UTC)
-    return (
-        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-        f".{d.microsecond // 1000:03d}Z"
-    )
+    return f"{_second(math.floor(dt.timestamp()))}.{dt.microsecond // 1000:03d}Z"
 
 
 #: strptime formats that fromisoformat parses ten times faster, with a strict shape check.
@@ -209,7 +221,10 @@ def _epoch(scale: float) -> Fn:
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         x = _to_number(v, n, c)
         try:
-            return rfc3339(datetime.fromtimestamp(x / scale, UTC))
+            if scale == 1000.0 and isinstance(x, int):
+                sec, ms = divmod(x, 1000)  # exact: no float rounding for the common case
+                return f"{_second(sec)}.{ms:03d}Z"
+            return rfc3339_epoch(x / scale)
         except (OverflowError, OSError, ValueError):
             raise TransformError("is not a representable time") from None
 
