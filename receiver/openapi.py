@@ -54,7 +54,7 @@ _LIST["content"] = {
     "application/x-ndjson": {"schema": {"type": "string"}},
     "text/csv": {"schema": {"type": "string"}},
 }
-_SECURED = {"security": [{"bearer": []}]}
+_SECURED: dict[str, Any] = {"security": [{"bearer": []}]}
 
 
 def read_api_paths() -> dict[str, Any]:

@@ -81,8 +81,8 @@ def parse_form(raw: bytes | str) -> dict[str, Any]:
         for part in data.split(b"&"):
             if not part:
                 continue
-            name, _, value = part.partition(b"=")
-            pairs.append((_pct(name), _pct(value)))
+            raw_name, _, raw_value = part.partition(b"=")
+            pairs.append((_pct(raw_name), _pct(raw_value)))
     except UnicodeError:
         raise bad_request("the form is not valid UTF-8", [FieldError("", "not UTF-8")]) from None
     doc: dict[str, Any] = {}

@@ -165,7 +165,7 @@ def rfc3339_epoch(seconds: float) -> str:
     """RFC 3339 UTC with milliseconds. String formatting is slow here, and events of one
     delivery share their second, so the date-time part is cached per second."""
     sec = math.floor(seconds)
-    ms = int(round((seconds - sec) * 1000))
+    ms = round((seconds - sec) * 1000)
     if ms == 1000:
         sec, ms = sec + 1, 0
     return f"{_second(sec)}.{ms:03d}Z"
