@@ -1,19 +1,36 @@
-"""Timestamps as the service writes them: RFC 3339, UTC, milliseconds, ``Z``."""
+"""Timestamps as the service writes them: RFC 3339, UTC, milliseconds, ``Z``.
+
+String formatting costs microseconds on small machines, and timestamps written close
+together share their second, so the date-time part is cached per second.
+"""
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import datetime
+from functools import lru_cache
 
-_second = -1
-_prefix = ""
+
+@lru_cache(maxsize=8192)
+def _second(sec: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+
+
+def rfc3339_epoch(seconds: float) -> str:
+    sec = math.floor(seconds)
+    ms = round((seconds - sec) * 1000)
+    if ms == 1000:
+        sec, ms = sec + 1, 0
+    return f"{_second(sec)}.{ms:03d}Z"
+
+
+def rfc3339(dt: datetime) -> str:
+    """An aware datetime as RFC 3339 UTC with milliseconds (truncated)."""
+    return f"{_second(math.floor(dt.timestamp()))}.{dt.microsecond // 1000:03d}Z"
 
 
 def now_rfc3339() -> str:
-    # strftime costs microseconds; the date-time part changes once a second.
-    global _second, _prefix
     t = time.time()
-    sec = int(t)
-    if sec != _second:
-        _prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _second = sec
-    return f"{_prefix}.{int((t - sec) * 1000):03d}Z"
+    sec = math.floor(t)
+    return f"{_second(sec)}.{int((t - sec) * 1000):03d}Z"

@@ -44,11 +44,11 @@ def merge_traits(traits: dict[str, Any], times: dict[str, str], new: dict[str, A
     changed = False
     for key, value in new.items():
         seen = times.get(key)
-        if seen is None or at >= seen:
-            if traits.get(key) != value:
-                traits[key] = value
-                changed = True
+        newer = seen is None or at >= seen
+        if newer and (traits.get(key) != value or seen != at):
+            traits[key] = value
             times[key] = at
+            changed = True
     return changed
 
 

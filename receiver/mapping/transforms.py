@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -24,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from ..clock import _second, rfc3339, rfc3339_epoch
 from .paths import Ctx, Getter, PathError, compile_getter
 
 Fn = Callable[[Any, Any, Ctx], Any]
@@ -154,25 +154,6 @@ def t_boolean(args: Any) -> Fn:
 
 
 # --- time -------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=8192)
-def _second(sec: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-
-
-def rfc3339_epoch(seconds: float) -> str:
-    """RFC 3339 UTC with milliseconds. String formatting is slow here, and events of one
-    delivery share their second, so the date-time part is cached per second."""
-    sec = math.floor(seconds)
-    ms = round((seconds - sec) * 1000)
-    if ms == 1000:
-        sec, ms = sec + 1, 0
-    return f"{_second(sec)}.{ms:03d}Z"
-
-
-def rfc3339(dt: datetime) -> str:
-    return f"{_second(math.floor(dt.timestamp()))}.{dt.microsecond // 1000:03d}Z"
 
 
 #: strptime formats that fromisoformat parses ten times faster, with a strict shape check.

@@ -18,10 +18,10 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from ..clock import now_rfc3339
+from ..clock import now_rfc3339, rfc3339
 from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
-from .sqlite_leads import resolve
+from .sqlite_leads import LeadCache, resolve
 from .sqlite_read import SQLiteReads
 
 _encode = msgspec.json.encode
@@ -34,8 +34,8 @@ _PRAGMAS = (
 
 
 def _window_start(received_at: str, seconds: int) -> str:
-    t = datetime.strptime(received_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return (t - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    t = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    return rfc3339(t - timedelta(seconds=seconds))
 
 
 class SQLiteStore(SQLiteReads):
@@ -45,6 +45,7 @@ class SQLiteStore(SQLiteReads):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._cache = LeadCache()  # touched only on the writer thread
 
     # -- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
@@ -107,6 +108,7 @@ class SQLiteStore(SQLiteReads):
         if conn is None:
             raise StorageError("the store is closed")
         results: list[WriteResult | Exception] = []
+        self._cache.trim()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for req in batch:
@@ -118,9 +120,11 @@ class SQLiteStore(SQLiteReads):
                     # This delivery alone is bad: undo it, keep the batch.
                     conn.execute("ROLLBACK TO delivery")
                     conn.execute("RELEASE delivery")
+                    self._cache.clear()  # it may hold what was just undone
                     results.append(e)
             conn.execute("COMMIT")
         except BaseException:
+            self._cache.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
@@ -181,7 +185,7 @@ class SQLiteStore(SQLiteReads):
             )
         now = now_rfc3339()
         for event, idents in zip(req.events, req.identities or [[]] * len(req.events), strict=True):
-            event.lead_id = resolve(conn, event, idents, now)
+            event.lead_id = resolve(conn, self._cache, event, idents, now)
         if req.events:
             conn.executemany(
                 "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
@@ -235,6 +239,7 @@ class SQLiteStore(SQLiteReads):
         if row is None:
             return False
         live = row[1] or row[0]
+        self._cache.clear()
         conn.execute("BEGIN IMMEDIATE")
         try:
             ids = [live] + [r[0] for r in conn.execute("SELECT id FROM leads WHERE merged_into = ?", (live,))]
