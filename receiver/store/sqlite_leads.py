@@ -26,7 +26,7 @@ class LeadCache:
     cache stays true; it is dropped whole whenever a transaction or savepoint rolls back,
     and on erasure."""
 
-    LIMIT = 100_000
+    LIMIT = 20_000  # entries per map: a few tens of MB at most
 
     def __init__(self) -> None:
         self.idents: dict[tuple[str, str], str | None] = {}
