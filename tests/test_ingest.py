@@ -374,3 +374,25 @@ def test_convead_query_values_with_reserved_characters(client: TestClient, db: D
     assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
     [event] = db.events()
     assert event["context"]["page"]["url"] == "http://shop.example/p?a=1&utm_source=x+y%20z"
+
+
+def test_convead_order_webhook_form_encoded_without_topic_header(client: TestClient, db: DB) -> None:
+    # What older official PHP clients send: http_build_query of the order, no topic header.
+    form = (
+        "order_id=991&state=paid&revenue=10.50&visitor_uid=v-9&items%5B0%5D%5Bproduct_id%5D=7"
+        "&items%5B0%5D%5Bqnt%5D=2&items%5B0%5D%5Bprice%5D=5.25"
+        f"&app_key={SECRETS['RECEIVER_CONVEAD_APP_KEY']}"
+    )
+    r = post(
+        client,
+        "convead",
+        "/integration/common",
+        auth=False,
+        content=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+    [event] = db.events()
+    assert event["type"] == "order.updated"
+    assert event["properties"]["order"]["id"] == "991"
+    assert event["properties"]["order"]["total"] == 10.5
