@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+CROCT_HEADERS = {"x-client-id": "9f2b4c6d8e0a1b3c5d7e9f1a2b3c4d5e", "user-agent": "Mozilla/5.0"}
+
 KARTRA_BUY = {
     "lead": {
         "id": "48213",
@@ -146,7 +148,6 @@ CROCT_BEACON = {
     "originalTime": 1764028800000,
     "departureTime": 1764028800150,
 }
-CROCT_HEADERS = {"x-client-id": "9f2b4c6d8e0a1b3c5d7e9f1a2b3c4d5e", "user-agent": "Mozilla/5.0"}
 
 AFFITOR_LEAD = {
     "customer_code": "cust_42_1234567890",
@@ -157,7 +158,67 @@ AFFITOR_LEAD = {
     "additional_data": {"signup_method": "email", "plan": "free_trial", "source": "pricing_page"},
 }
 
-#: (source, route path, body bytes, content type, headers) — one typical delivery each.
+KARTRA_PAGE_VISIT = {
+    "lead": KARTRA_BUY["lead"],
+    "action": "kartra_page_visit",
+    "action_details": {"kartra_page": {"kartra_page_id": "12", "kartra_page_name": "Webinar"}},
+}
+
+CONVEAD_LINK_FORM = {
+    "app_key": "convead-app-key",
+    "visitor_uid": "",
+    "guest_uid": "5f1a2b3c4d5e6",
+    "data": json.dumps(
+        {
+            "app_key": "convead-app-key",
+            "guest_uid": "5f1a2b3c4d5e6",
+            "visitor_uid": "",
+            "domain": "site.net",
+            "host": "site.net/catalog/shoes",
+            "path": "/catalog/shoes",
+            "url": "http://site.net/catalog/shoes?utm_source=google&utm_medium=cpc",
+            "title": "Shoes",
+            "referrer": "https://www.google.com/",
+            "type": "link",
+            "properties": {},
+        }
+    ).replace("/", "\\/"),
+}
+
+CROCT_PAGE_OPENED = {
+    "context": {
+        "tabId": "0f2c1b8e-5b1a-4f7e-9d51-2b4c1f0a9e77",
+        "url": "https://shop.example/?utm_source=x",
+        "timeZone": "America/Sao_Paulo",
+        "metadata": {"sdkVersion": "0.17.0"},
+    },
+    "payload": {
+        "type": "pageOpened",
+        "url": "https://shop.example/?utm_source=x",
+        "referrer": "https://www.google.com/",
+    },
+    "originalTime": 1764028800000,
+    "departureTime": 1764028800150,
+}
+
+
+def _form(fields: dict[str, str]) -> bytes:
+    from urllib.parse import urlencode
+
+    return urlencode(fields).encode()
+
+
+#: (source, route path, body bytes, content type, headers) — each vendor's most frequent
+#: delivery: page views (auto-tracked by Convead's and Croct's SDKs), Kartra's documented
+#: page-visit ping, Affitor's lead.
+TYPICAL: list[tuple[str, str, bytes, str, dict[str, Any]]] = [
+    ("kartra", "/", json.dumps(KARTRA_PAGE_VISIT).encode(), "application/json", {}),
+    ("convead", "/watch/event", _form(CONVEAD_LINK_FORM), "application/x-www-form-urlencoded", {}),
+    ("croct", "/client/web/track", json.dumps(CROCT_PAGE_OPENED).encode(), "application/json", CROCT_HEADERS),
+    ("affitor", "/api/tracking/lead", json.dumps(AFFITOR_LEAD).encode(), "application/json", {}),
+]
+
+#: Rich deliveries: orders with items, the heaviest each vendor sends.
 MIX: list[tuple[str, str, bytes, str, dict[str, Any]]] = [
     ("kartra", "/", json.dumps(KARTRA_BUY).encode(), "application/json", {}),
     (
