@@ -18,7 +18,18 @@ from ..problems import FieldError
 from . import transforms as tf
 from .codegen import OutputPlan, Simple, generate
 from .constraints import Check, compile_constraints
-from .paths import Ctx, PathError, compile_getter, expand, find_all, parse, pointer, pop_in, set_in
+from .paths import (
+    Ctx,
+    PathError,
+    compile_getter,
+    expand,
+    find_all,
+    parent_of,
+    parse,
+    pointer,
+    pop_in,
+    set_in,
+)
 from .spec import Field, FieldInput, MappingFile, Privacy, TypeRule
 
 FieldFn = Callable[[Any, Ctx, str], Any]
@@ -310,12 +321,7 @@ class _Compiler:
 
 
 def _assign(obj: dict[str, Any], tokens: tuple[str, ...], v: Any, privacy: tuple[Privacy, ...]) -> None:
-    node = obj
-    for t in tokens[:-1]:
-        nxt = node.get(t)
-        if not isinstance(nxt, dict):
-            nxt = node[t] = {}
-        node = nxt
+    node = parent_of(obj, tokens)
     last = tokens[-1]
     if isinstance(v, Redacted):
         if v.sha256:

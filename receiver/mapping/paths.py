@@ -137,14 +137,19 @@ def expand(path: str, roots: dict[str, list[str]]) -> list[str]:
     return [path]
 
 
-def set_in(doc: dict[str, Any], tokens: list[str], value: Any) -> None:
+def parent_of(doc: dict[str, Any], tokens: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The object that holds ``tokens[-1]``, creating objects on the way."""
     node = doc
     for t in tokens[:-1]:
         nxt = node.get(t)
         if not isinstance(nxt, dict):
             nxt = node[t] = {}
         node = nxt
-    node[tokens[-1]] = value
+    return node
+
+
+def set_in(doc: dict[str, Any], tokens: list[str], value: Any) -> None:
+    parent_of(doc, tokens)[tokens[-1]] = value
 
 
 def pop_in(doc: Any, tokens: list[str]) -> Any:

@@ -7,7 +7,7 @@ neither be skipped nor repeated.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,20 @@ def event_from_row(data: bytes, lead_id: str | None) -> dict[str, Any]:
     event: dict[str, Any] = _dec(data)
     event["lead_id"] = lead_id  # may have changed since (linking, merges)
     return event
+
+
+async def _keyset(
+    fetch: Callable[[str | None], Awaitable[list[dict[str, Any]]]], chunk: int
+) -> AsyncIterator[dict[str, Any]]:
+    """Every row, page after page by id, holding one page in memory at a time."""
+    before = None
+    while True:
+        page = await fetch(before)
+        for row in page:
+            yield row
+        if len(page) < chunk:
+            return
+        before = page[-1]["id"]
 
 
 class SQLiteReads:
@@ -102,15 +116,8 @@ class SQLiteReads:
         rows = await self._all(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
         return [event_from_row(r["data"], r["lead_id"]) for r in rows]
 
-    async def iter_events(self, q: EventQuery, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
-        before = None
-        while True:
-            page = await self.list_events(q, before, chunk)
-            for e in page:
-                yield e
-            if len(page) < chunk:
-                return
-            before = page[-1]["id"]
+    def iter_events(self, q: EventQuery, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        return _keyset(lambda before: self.list_events(q, before, chunk), chunk)
 
     async def get_event(self, event_id: str) -> dict[str, Any] | None:
         row = await self._one("SELECT data, lead_id FROM events WHERE id = ?", (event_id,))
@@ -177,15 +184,8 @@ class SQLiteReads:
         rows = await self._all(sql, [*args, limit])
         return [await self._lead_record(r) for r in rows]
 
-    async def iter_leads(self, q: LeadQuery, chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
-        before = None
-        while True:
-            page = await self.list_leads(q, before, chunk)
-            for lead in page:
-                yield lead
-            if len(page) < chunk:
-                return
-            before = page[-1]["id"]
+    def iter_leads(self, q: LeadQuery, chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
+        return _keyset(lambda before: self.list_leads(q, before, chunk), chunk)
 
     # -- deliveries ---------------------------------------------------------------------
     @staticmethod
