@@ -49,12 +49,30 @@ def banner(mappings: dict[str, CompiledMapping], credentials: Credentials, base_
     return "\n".join(lines) + "\n"
 
 
+def _log_in_background() -> None:
+    """Log records are formatted and written by a listener thread: a request pays for a
+    queue put, not for a write and a flush to the terminal or pipe."""
+    import atexit
+    import logging.handlers
+    import queue
+
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    stream = logging.StreamHandler()
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    listener = logging.handlers.QueueListener(records, stream)
+    listener.start()
+    atexit.register(listener.stop)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(logging.handlers.QueueHandler(records))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app, service_of
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _log_in_background()
     try:
         app = create_app(Settings.from_env())
     except (ConfigError, MappingError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -28,12 +29,21 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._histograms: dict[str, Any] = {}
         depth = Gauge("receiver_queue_depth", "Deliveries waiting for the writer", registry=self.registry)
         depth.set_function(lambda: float(queue_depth()))
 
     def observe(self, source: str, status: str, seconds: float) -> None:
-        self.deliveries.labels(source, status).inc()
-        self.latency.labels(source).observe(seconds)
+        # Looking a labelled child up costs more than using it: keep them.
+        counter = self._counters.get((source, status))
+        if counter is None:
+            counter = self._counters[(source, status)] = self.deliveries.labels(source, status)
+        histogram = self._histograms.get(source)
+        if histogram is None:
+            histogram = self._histograms[source] = self.latency.labels(source)
+        counter.inc()
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -38,6 +38,12 @@ def _window_start(received_at: str, seconds: int) -> str:
     return rfc3339(t - timedelta(seconds=seconds))
 
 
+class _DeliveryFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class SQLiteStore(SQLiteReads):
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
@@ -104,27 +110,39 @@ class SQLiteStore(SQLiteReads):
         return result
 
     def _write_batch_sync(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+        """Optimistically, the whole batch in one transaction. If one delivery in it fails
+        (it should not: ids are unique and dedup is checked first), the batch is rolled
+        back and written again one delivery per transaction, so only that one fails."""
         conn = self._conn
         if conn is None:
             raise StorageError("the store is closed")
-        results: list[WriteResult | Exception] = []
         self._cache.trim()
+        try:
+            return self._transaction(conn, batch)
+        except _DeliveryFailed:
+            pass
+        results: list[WriteResult | Exception] = []
+        for req in batch:
+            try:
+                results += self._transaction(conn, [req])
+            except _DeliveryFailed as e:
+                results.append(e.error)
+        return results
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[WriteRequest]
+    ) -> list[WriteResult | Exception]:
+        results: list[WriteResult | Exception] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for req in batch:
-                conn.execute("SAVEPOINT delivery")
                 try:
                     results.append(self._write_one(conn, req))
-                    conn.execute("RELEASE delivery")
                 except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError) as e:
-                    # This delivery alone is bad: undo it, keep the batch.
-                    conn.execute("ROLLBACK TO delivery")
-                    conn.execute("RELEASE delivery")
-                    self._cache.clear()  # it may hold what was just undone
-                    results.append(e)
+                    raise _DeliveryFailed(e) from e  # this delivery alone is bad
             conn.execute("COMMIT")
         except BaseException:
-            self._cache.clear()
+            self._cache.clear()  # it may hold what was just undone
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
