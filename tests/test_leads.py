@@ -172,6 +172,17 @@ def test_erasure_leaves_no_byte_of_the_lead_in_the_database_files(client: TestCl
     a = kartra(client, {"id": "900", "email": email, "first_name": "Eraseme", "last_name": "Zzyzx"})
     client.post("/hooks/croct", json={"type": "leadGenerated", "lead": {"email": email}}, **AUTH["croct"])
     keep = kartra(client, {"id": "901", "email": "keep@example.com", "first_name": "Keeper"})
+    # A rejected delivery (negative value) produced no event, but carries the email too.
+    bad = client.post(
+        "/hooks/croct", json={"type": "leadGenerated", "value": -1, "lead": {"email": email}}, **AUTH["croct"]
+    )
+    assert bad.status_code == 422
+    form = client.post(
+        "/hooks/convead",
+        data={"data": '{"type":"custom","properties":{}}', "visitor_info[email]": email},
+        **AUTH["convead"],
+    )
+    assert form.status_code in (202, 422), form.text
     lead_id = event_lead(client, a)
     assert lead_id
     r = client.delete(f"/v1/leads/{lead_id}", headers=KEY)

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import aiosqlite
 import msgspec
@@ -36,6 +37,12 @@ _PRAGMAS = (
 def _window_start(received_at: str, seconds: int) -> str:
     t = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
     return rfc3339(t - timedelta(seconds=seconds))
+
+
+def email_spellings(email: str) -> set[str]:
+    """The ways an email appears in a stored body: as is, URL-encoded, JSON-escaped."""
+    e = email.strip().lower()
+    return {e, quote(e, safe=""), quote_plus(e), e.replace("/", "\\/")}
 
 
 class _DeliveryFailed(Exception):
@@ -262,13 +269,25 @@ class SQLiteStore(SQLiteReads):
         try:
             ids = [live] + [r[0] for r in conn.execute("SELECT id FROM leads WHERE merged_into = ?", (live,))]
             marks = ",".join("?" * len(ids))
-            deliveries = [
+            deliveries = {
                 r[0]
                 for r in conn.execute(
                     f"SELECT DISTINCT delivery_id FROM events WHERE lead_id IN ({marks})",  # noqa: S608
                     ids,
                 )
-            ]
+            }
+            # Deliveries that produced no event of the lead (rejected ones, say) can still
+            # carry its email: find them by every encoding the email may have in a body.
+            for (traits,) in conn.execute(f"SELECT traits FROM leads WHERE id IN ({marks})", ids):  # noqa: S608
+                email = msgspec.json.decode(traits).get("email")
+                for needle in email_spellings(email) if isinstance(email, str) else []:
+                    deliveries.update(
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT id FROM deliveries WHERE instr(lower(CAST(body AS TEXT)), ?) > 0",
+                            (needle,),
+                        )
+                    )
             for d in deliveries:
                 conn.execute("DELETE FROM events WHERE delivery_id = ?", (d,))
                 conn.execute("DELETE FROM deliveries WHERE id = ?", (d,))
