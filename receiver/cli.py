@@ -135,7 +135,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from .replay import replay_delivery
-    from .store.sqlite_read import DeliveryQuery
+    from .store.base import DeliveryQuery
 
     async def run(svc: Any) -> int:
         ids = await svc.store.delivery_ids(DeliveryQuery(status=args.status, source=args.source))
@@ -157,7 +157,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .read.export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
-    from .store.sqlite_read import EventQuery, LeadQuery
+    from .store.base import EventQuery, LeadQuery
 
     async def run(svc: Any) -> int:
         if args.what == "events":

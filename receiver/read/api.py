@@ -18,7 +18,7 @@ from ..mapping.transforms import sha256_hex
 from ..problems import FieldError, Problem
 from ..replay import replay_delivery
 from ..responses import JSONResponse, problem_response
-from ..store.sqlite_read import DeliveryQuery, EventQuery, LeadQuery
+from ..store.base import DeliveryQuery, EventQuery, LeadQuery
 from ..writer import Writer
 from .export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
 

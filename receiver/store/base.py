@@ -8,6 +8,7 @@ neighbours, and every answer is sent only after the transaction holding it commi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -17,6 +18,30 @@ from ..problems import FieldError
 
 Status = Literal["accepted", "unmapped", "rejected"]
 BodyFormat = Literal["original", "document", "withheld"]
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Filters of GET /v1/events (times are RFC 3339 UTC strings, as stored)."""
+
+    source: str | None = None
+    type: str | None = None
+    lead_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    email_sha256: str | None = None
+    source: str | None = None
+    updated_since: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    status: str | None = None
+    source: str | None = None
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -82,22 +107,24 @@ class Store(Protocol):
     # The read side (see store/sqlite_read.py): keyset pages, newest first.
     async def live_lead_id(self, lead_id: str) -> str | None: ...
 
-    async def list_events(self, q: Any, before: str | None, limit: int) -> list[dict[str, Any]]: ...
+    async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]: ...
 
-    def iter_events(self, q: Any) -> AsyncIterator[dict[str, Any]]: ...
+    def iter_events(self, q: EventQuery) -> AsyncIterator[dict[str, Any]]: ...
 
     async def get_event(self, event_id: str) -> dict[str, Any] | None: ...
 
     async def get_lead(self, lead_id: str) -> dict[str, Any] | None: ...
 
-    async def list_leads(self, q: Any, before: str | None, limit: int) -> list[dict[str, Any]]: ...
+    async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]: ...
 
-    def iter_leads(self, q: Any) -> AsyncIterator[dict[str, Any]]: ...
+    def iter_leads(self, q: LeadQuery) -> AsyncIterator[dict[str, Any]]: ...
 
-    async def list_deliveries(self, q: Any, before: str | None, limit: int) -> list[dict[str, Any]]: ...
+    async def list_deliveries(
+        self, q: DeliveryQuery, before: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
 
     async def get_delivery_record(self, delivery_id: str) -> dict[str, Any] | None: ...
 
-    async def delivery_ids(self, q: Any) -> list[str]: ...
+    async def delivery_ids(self, q: DeliveryQuery) -> list[str]: ...
 
     async def raw_delivery(self, delivery_id: str) -> Any: ...

@@ -8,37 +8,15 @@ neither be skipped nor repeated.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 import msgspec
 
 from ..leads import unflatten
+from .base import DeliveryQuery, EventQuery, LeadQuery
 
 _dec = msgspec.json.decode
-
-
-@dataclass(frozen=True)
-class EventQuery:
-    source: str | None = None
-    type: str | None = None
-    lead_id: str | None = None
-    since: str | None = None
-    until: str | None = None
-
-
-@dataclass(frozen=True)
-class LeadQuery:
-    email_sha256: str | None = None
-    source: str | None = None
-    updated_since: str | None = None
-
-
-@dataclass(frozen=True)
-class DeliveryQuery:
-    status: str | None = None
-    source: str | None = None
 
 
 def event_from_row(data: bytes, lead_id: str | None) -> dict[str, Any]:
