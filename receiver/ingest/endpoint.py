@@ -28,7 +28,7 @@ from ..mapping import CompiledMapping
 from ..mapping.spec import Route
 from ..metrics import Metrics
 from ..pipeline import map_document
-from ..problems import FieldError, Problem, bad_request, unprocessable
+from ..problems import Problem, unprocessable
 from ..responses import problem_response
 from ..store.base import Delivery, StorageError, WriteRequest
 from ..writer import Overloaded, Writer
@@ -265,6 +265,3 @@ def _body_credential(document: Any, names: list[str]) -> str | None:
         if isinstance(v, str) and v:
             return v
     return None
-
-
-__all__ = ["FieldError", "Ingest", "Source", "bad_request", "build_sources"]
