@@ -702,19 +702,9 @@ def test_rejected_delivery_is_stored_with_its_reasons(client: TestClient, db: DB
     assert db.count("events") == 0
 
 
-# --- engine bugs found while testing the Croct mapping ---------------------------------------
-# Each test states what the CONTRACT requires; it is marked xfail(strict) because the engine
-# (receiver/mapping, not ours to edit) does otherwise today. When the engine is fixed the test
-# passes, strict xfail turns that into a failure, and the marker should be removed.
+# --- engine bugs found while testing the Croct mapping (fixed; kept as regressions) -----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENGINE BUG: an array element that is not an object under an `each` mapping "
-    "(cart.items: ['x']), or an object where the array belongs (read as a PHP-style list), "
-    "crashes the generated item function (AttributeError: no attribute 'get') -> 500 instead "
-    "of the 422 the constraints report: fields are mapped even after a constraint failed",
-)
 @pytest.mark.parametrize(
     ("source_type", "pointer", "value"),
     [
@@ -730,12 +720,6 @@ def test_non_object_item_is_422_not_500(
     assert_rejected(db, send(client, broken(source_type, pointer, value)), [pointer])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENGINE BUG/LIMITATION: constraints cannot address the members of an object "
-    "(`*` only iterates arrays; no key pattern), so eventOccurred details' documented "
-    "rules on attribute names and values are not enforced (202 instead of 422)",
-)
 @pytest.mark.parametrize(
     ("details", "pointer"),
     [
@@ -754,11 +738,6 @@ def test_event_details_attribute_rules(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENGINE BUG: a transform error on an envelope path reports the mapping's own path "
-    "syntax ('@item/originalTime') instead of a JSON Pointer",
-)
 def test_bad_original_time_is_named_by_a_json_pointer(shared: tuple[TestClient, DB]) -> None:
     client, db = shared
     body = {**beacon({"type": "goalCompleted", "goalId": "abc"}), "originalTime": "yesterday"}
@@ -767,11 +746,6 @@ def test_bad_original_time_is_named_by_a_json_pointer(shared: tuple[TestClient, 
     assert_rejected(db, sent, ["/originalTime"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENGINE BUG: `rewrite` pops its source before checking the target, so an event "
-    "with both userId and externalUserId loses externalUserId: not in extra, not an identity",
-)
 def test_user_id_sent_twice_is_not_lost(shared: tuple[TestClient, DB]) -> None:
     client, db = shared
     [event] = assert_accepted(
@@ -781,11 +755,6 @@ def test_user_id_sent_twice_is_not_lost(shared: tuple[TestClient, DB]) -> None:
     assert known or "u-2" in json.dumps(event["extra"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENGINE BUG: fields are mapped even when a constraint already failed, so a field "
-    "whose constraint and transform both object is listed twice in `errors`",
-)
 @pytest.mark.parametrize(
     ("event", "pointer"),
     [

@@ -90,7 +90,7 @@ def generate(outputs: list[OutputPlan], name: str) -> Callable[[Any, Ctx, str], 
             priv = g.const(o.privacy, "P")
             late.append(f"    v = {closure}(event, ctx, base)")
             late.append(f"    if v is not None: _assign(out, {toks}, v, {priv})")
-    src = [f"def {name}(event, ctx, base):", "    out = {}"]
+    src = [f"def {name}(event, ctx, base):", "    out = {}", "    if event.__class__ is not dict: return out"]
     src += [f"    {var} = {{}}" for tokens, var in containers.items() if tokens]
     # prefix lines were appended to g.lines while emitting; they must come first
     src += g.lines

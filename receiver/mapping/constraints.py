@@ -44,6 +44,8 @@ def value_problems(c: Constraint, v: Any, rx: re.Pattern[str] | None) -> list[st
         return ["must be an object"]
     if t == "array" and not isinstance(v, list):
         return ["must be an array"]
+    if t == "primitive" and isinstance(v, dict | list):
+        return ["must be a string, number, boolean or null"]
     if isinstance(v, str):
         if c.min_length is not None and len(v) < c.min_length:
             out.append(f"must be at least {c.min_length} characters long")
@@ -86,6 +88,7 @@ def fast_ok(c: Constraint) -> Callable[[Any], bool]:
     mi, mp = c.max_items, c.max_properties
     item_ok = fast_ok(c.items) if c.items is not None else None
     numeric = lo is not None or xlo is not None
+    members = c.keys is not None or c.values is not None
 
     def ok(v: Any) -> bool:
         cls = v.__class__
@@ -111,8 +114,8 @@ def fast_ok(c: Constraint) -> Callable[[Any], bool]:
             if t is not None and t != "boolean":
                 return False
         elif cls is dict:
-            if t is not None and t != "object":
-                return False
+            if (t is not None and t != "object") or members:
+                return False  # member rules: the slow path checks (and names) each member
             if mp is not None and len(v) > mp:
                 return False
         elif cls is list:
@@ -130,6 +133,17 @@ def fast_ok(c: Constraint) -> Callable[[Any], bool]:
         return True
 
     return ok
+
+
+def _check_members(c: Constraint, value: dict[str, Any], at: list[str], ctx: Ctx) -> None:
+    keys_rx = re.compile(c.keys.pattern) if c.keys is not None and c.keys.pattern else None
+    values_rx = re.compile(c.values.pattern) if c.values is not None and c.values.pattern else None
+    for k, v in value.items():
+        problems = value_problems(c.keys, k, keys_rx) if c.keys is not None else []
+        if c.values is not None and v is not None:
+            problems += value_problems(c.values, v, values_rx)
+        for msg in problems:
+            ctx.error(pointer([*at, k]), msg)
 
 
 class _Node:
@@ -156,6 +170,8 @@ def _walk(node: _Node, value: Any, at: list[str], ctx: Ctx) -> None:
             for i, x in enumerate(value):
                 for msg in value_problems(c.items, x, item_rx):
                     ctx.error(pointer([*at, str(i)]), msg)
+        if isinstance(value, dict) and (c.keys is not None or c.values is not None):
+            _check_members(c, value, at, ctx)
     if node.children and isinstance(value, dict):
         for key, child in node.children.items():
             v = value.get(key)

@@ -164,7 +164,7 @@ class _Compiler:
         for p in paths:
             ns, tokens = parse(p)
             try:
-                sources.append((compile_getter(p), pointer(tokens) if ns == "" else p))
+                sources.append((compile_getter(p), pointer(tokens) if ns in ("", "item") else p))
             except PathError as e:
                 raise self.fail(key, str(e)) from None
             if ns == "":
@@ -602,8 +602,8 @@ class CompiledMapping:
             outcome.unmapped.append({"index": index, "source_type": st})
             return
         for src, dst, chain, only in self._rewrites:
-            if only and st not in only:
-                continue
+            if (only and st not in only) or _walk_exists(event, dst):
+                continue  # a target already there wins; the source stays (and lands in extra)
             moved = pop_in(event, src)
             if len(src) > 1 and _get(event, src[:-1]) == {}:
                 pop_in(event, src[:-1])  # leave no empty shell behind in extra
@@ -615,8 +615,6 @@ class CompiledMapping:
             except tf.TransformError as e:
                 ctx.error(pointer(src), str(e))
                 continue
-            if _walk_exists(event, dst):
-                continue
             set_in(event, dst, moved)
         n_errors = len(outcome.errors)
         for check in tspec.checks:
@@ -626,6 +624,8 @@ class CompiledMapping:
                 v = _get(event, tokens)
                 if v is None or v == "":
                     ctx.error(ptr, "is required")
+        if len(outcome.errors) > n_errors:
+            return  # the event breaks the vendor's rules: report each field once, map nothing
         out = tspec.run(event, ctx, "")
         identities = []
         for ident in self._identities:

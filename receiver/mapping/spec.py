@@ -83,7 +83,7 @@ FieldInput: TypeAlias = str | list[str] | Field
 
 class Constraint(Base, kw_only=True):
     required: bool = False
-    type: Literal["string", "number", "integer", "boolean", "object", "array"] | None = None
+    type: Literal["string", "number", "integer", "boolean", "object", "array", "primitive"] | None = None
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
@@ -94,6 +94,11 @@ class Constraint(Base, kw_only=True):
     max_items: int | None = None
     max_properties: int | None = None
     items: Constraint | None = None
+    """For every element of an array."""
+    keys: Constraint | None = None
+    """For every member name of an object (reported at the member's pointer)."""
+    values: Constraint | None = None
+    """For every member value of an object."""
 
 
 class TypeRule(Base, kw_only=True):
