@@ -22,7 +22,8 @@ import msgspec
 from ..clock import now_rfc3339, rfc3339
 from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
-from .sqlite_leads import LeadCache, resolve
+from .resolve import resolve, run_sync
+from .sqlite_leads import LeadCache, SQLiteLeadRepo
 from .sqlite_read import SQLiteReads
 
 _encode = msgspec.json.encode
@@ -209,8 +210,9 @@ class SQLiteStore(SQLiteReads):
                 ),
             )
         now = now_rfc3339()
+        repo = SQLiteLeadRepo(conn, self._cache)
         for event, idents in zip(req.events, req.identities or [[]] * len(req.events), strict=True):
-            event.lead_id = resolve(conn, self._cache, event, idents, now)
+            event.lead_id = run_sync(resolve(repo, event, idents, now))
         if req.events:
             conn.executemany(
                 "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
