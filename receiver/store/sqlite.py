@@ -22,9 +22,9 @@ import msgspec
 from ..clock import now_rfc3339, rfc3339
 from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
+from .reads import SQLReads
 from .resolve import resolve, run_sync
 from .sqlite_leads import LeadCache, SQLiteLeadRepo
-from .sqlite_read import SQLiteReads
 
 _encode = msgspec.json.encode
 _PRAGMAS = (
@@ -52,7 +52,7 @@ class _DeliveryFailed(Exception):
         self.error = error
 
 
-class SQLiteStore(SQLiteReads):
+class SQLiteStore(SQLReads):
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
@@ -247,6 +247,20 @@ class SQLiteStore(SQLiteReads):
             raise StorageError("the store is closed")
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
+
+    # -- reads ---------------------------------------------------------------------------
+    def _db(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StorageError("the store is closed")
+        return self._reader
+
+    async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Any]:
+        async with self._db().execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> Any:
+        async with self._db().execute(sql, args) as cur:
+            return await cur.fetchone()
 
     # -- erasure ------------------------------------------------------------------------
     async def erase_lead(self, lead_id: str) -> bool:

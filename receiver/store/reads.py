@@ -1,4 +1,4 @@
-"""Read side of the SQLite store: keyset paging (``id < cursor``), newest first.
+"""The read side, for every backend: keyset paging (``id < cursor``), newest first.
 
 Ids are UUIDv7, monotonic by arrival, so "newest first" is ``ORDER BY id DESC`` and a
 cursor is the last id of a page: rows arriving meanwhile sort before it and can
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiosqlite
 import msgspec
 
 from ..leads import unflatten
@@ -39,23 +38,14 @@ async def _keyset(
         before = page[-1]["id"]
 
 
-class SQLiteReads:
-    _reader: aiosqlite.Connection | None
+class SQLReads:
+    """Queries in portable SQL with ``?`` placeholders; a backend supplies ``_all``/``_one``."""
 
-    def _db(self) -> aiosqlite.Connection:
-        from .base import StorageError
+    async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Any]:
+        raise NotImplementedError
 
-        if self._reader is None:
-            raise StorageError("the store is closed")
-        return self._reader
-
-    async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[aiosqlite.Row]:
-        async with self._db().execute(sql, args) as cur:
-            return list(await cur.fetchall())
-
-    async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> aiosqlite.Row | None:
-        async with self._db().execute(sql, args) as cur:
-            return await cur.fetchone()
+    async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> Any:
+        raise NotImplementedError
 
     async def live_lead_id(self, lead_id: str) -> str | None:
         row = await self._one("SELECT id, merged_into FROM leads WHERE id = ?", (lead_id,))
@@ -102,7 +92,7 @@ class SQLiteReads:
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
-    async def _lead_record(self, row: aiosqlite.Row) -> dict[str, Any]:
+    async def _lead_record(self, row: Any) -> dict[str, Any]:
         lead_id = row["id"]
         agg = await self._one(
             "SELECT count(*) AS n, min(occurred_at) AS first, max(occurred_at) AS last"
@@ -167,7 +157,7 @@ class SQLiteReads:
 
     # -- deliveries ---------------------------------------------------------------------
     @staticmethod
-    def _delivery(row: aiosqlite.Row, with_body: bool) -> dict[str, Any]:
+    def _delivery(row: Any, with_body: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
             k: row[k]
             for k in (
@@ -239,5 +229,5 @@ class SQLiteReads:
         sql = "SELECT id FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
         return [str(r["id"]) for r in await self._all(sql + " ORDER BY id", args)]
 
-    async def raw_delivery(self, delivery_id: str) -> aiosqlite.Row | None:
+    async def raw_delivery(self, delivery_id: str) -> Any:
         return await self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
