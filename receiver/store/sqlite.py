@@ -11,7 +11,7 @@ import asyncio
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -19,12 +19,11 @@ from urllib.parse import quote, quote_plus
 import aiosqlite
 import msgspec
 
-from ..clock import now_rfc3339, rfc3339
 from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
 from .reads import SQLReads
-from .resolve import resolve, run_sync
-from .sqlite_leads import LeadCache, SQLiteLeadRepo
+from .resolve import run_sync
+from .sql import LeadCache, SQLLeadRepo, write_one
 
 _encode = msgspec.json.encode
 _PRAGMAS = (
@@ -35,15 +34,29 @@ _PRAGMAS = (
 )
 
 
-def _window_start(received_at: str, seconds: int) -> str:
-    t = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
-    return rfc3339(t - timedelta(seconds=seconds))
-
-
 def email_spellings(email: str) -> set[str]:
     """The ways an email appears in a stored body: as is, URL-encoded, JSON-escaped."""
     e = email.strip().lower()
     return {e, quote(e, safe=""), quote_plus(e), e.replace("/", "\\/")}
+
+
+class SQLiteExecutor:
+    """``sql.Executor`` on a sqlite3 connection: synchronous, never suspends."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        return self.conn.execute(sql, args).fetchone()
+
+    async def all(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        return self.conn.execute(sql, args).fetchall()
+
+    async def run(self, sql: str, args: tuple[Any, ...]) -> None:
+        self.conn.execute(sql, args)
+
+    async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany(sql, rows)
 
 
 class _DeliveryFailed(Exception):
@@ -156,84 +169,9 @@ class SQLiteStore(SQLReads):
             raise
         return results
 
-    def _find_duplicate(self, conn: sqlite3.Connection, req: WriteRequest) -> str | None:
-        d = req.delivery
-        if d.idempotency_key is not None:
-            row = conn.execute(
-                "SELECT id FROM deliveries WHERE source = ? AND idempotency_key = ?",
-                (d.source, d.idempotency_key),
-            ).fetchone()
-            return None if row is None else str(row[0])
-        if d.fingerprint is None or req.dedup_window_seconds <= 0:
-            return None
-        row = conn.execute(
-            "SELECT id FROM deliveries WHERE source = ? AND fingerprint = ? AND received_at >= ?"
-            " AND status != 'rejected' ORDER BY received_at LIMIT 1",
-            (d.source, d.fingerprint, _window_start(d.received_at, req.dedup_window_seconds)),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
     def _write_one(self, conn: sqlite3.Connection, req: WriteRequest) -> WriteResult:
-        d = req.delivery
-        if req.dedup and not req.replace and d.status != "rejected":
-            first = self._find_duplicate(conn, req)
-            if first is not None:
-                return WriteResult(first, duplicate=True)
-        if req.replace:
-            conn.execute("DELETE FROM events WHERE delivery_id = ?", (d.id,))
-            conn.execute(
-                "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",
-                (d.status, _encode(d.reasons).decode(), d.mapping, d.id),
-            )
-        else:
-            conn.execute(
-                "INSERT INTO deliveries (id, source, received_at, method, path, content_type, query,"
-                " headers, body, body_format, status, reasons, idempotency_key, fingerprint, mapping)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    d.id,
-                    d.source,
-                    d.received_at,
-                    d.method,
-                    d.path,
-                    d.content_type,
-                    _encode(d.query).decode(),
-                    _encode(d.headers).decode(),
-                    d.body,
-                    d.body_format,
-                    d.status,
-                    _encode(d.reasons).decode(),
-                    # A rejected delivery does not claim its key: the vendor's fixed retry must pass.
-                    None if d.status == "rejected" else d.idempotency_key,
-                    d.fingerprint,
-                    d.mapping,
-                ),
-            )
-        now = now_rfc3339()
-        repo = SQLiteLeadRepo(conn, self._cache)
-        for event, idents in zip(req.events, req.identities or [[]] * len(req.events), strict=True):
-            event.lead_id = run_sync(resolve(repo, event, idents, now))
-        if req.events:
-            conn.executemany(
-                "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
-                " received_at, lead_id, anonymous_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        e.id,
-                        e.delivery_id,
-                        e.source,
-                        e.type,
-                        e.source_type,
-                        e.occurred_at,
-                        e.received_at,
-                        e.lead_id,
-                        e.anonymous_id,
-                        _encode(e),
-                    )
-                    for e in req.events
-                ],
-            )
-        return WriteResult(d.id)
+        x = SQLiteExecutor(conn)
+        return run_sync(write_one(x, SQLLeadRepo(x, self._cache), req))
 
     async def ping(self) -> None:
         try:
