@@ -46,6 +46,10 @@ def make_store(settings: Settings) -> Store:
     path = settings.sqlite_path
     if path is not None:
         return SQLiteStore(path, settings.busy_timeout_ms)
+    if settings.database_url.startswith(("postgresql://", "postgres://")):
+        from .store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url)
     raise ConfigError(f"unsupported RECEIVER_DATABASE_URL {settings.database_url!r}")
 
 

@@ -123,10 +123,11 @@ class LeadCache:
 class SQLLeadRepo:
     """``resolve.LeadRepo`` in portable SQL, optionally behind a ``LeadCache``."""
 
+    LOAD_SQL = "SELECT traits, trait_times FROM leads WHERE id = ?"
+
     def __init__(self, x: Executor, cache: LeadCache | None = None) -> None:
         self.x = x
         self.cache = cache if cache is not None else LeadCache()
-        self.keep = cache is not None  # without a shared cache, remember only this transaction
 
     async def identity_lead(self, ident: Identity) -> tuple[bool, str | None]:
         key = (ident.kind, ident.value)
@@ -153,7 +154,7 @@ class SQLLeadRepo:
         hit = self.cache.traits.get(lead_id)
         if hit is not None:
             return hit
-        row = await self.x.one("SELECT traits, trait_times FROM leads WHERE id = ?", (lead_id,))
+        row = await self.x.one(self.LOAD_SQL, (lead_id,))
         loaded: Traits = (_dec(row[0]), _dec(row[1]))
         self.cache.traits[lead_id] = loaded
         return loaded
