@@ -61,7 +61,7 @@ def test_access_log_redacts_credentials(server: Server) -> None:
         assert secret not in out  # ...without any credential
 
 
-def test_200_concurrent_deliveries_all_answered_and_stored(server: Server, data_dir: Path) -> None:
+def test_200_concurrent_deliveries_all_answered_and_stored(server: Server, db: DB) -> None:
     async def run() -> list[int]:
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as c:
@@ -77,7 +77,6 @@ def test_200_concurrent_deliveries_all_answered_and_stored(server: Server, data_
 
     statuses = asyncio.run(run())
     assert statuses == [202] * 200
-    db = DB(data_dir / "receiver.db")
     assert db.count("deliveries") == 200
     assert db.count("events") == 200
     assert httpx.get(f"{server.url}/healthz").status_code == 200
