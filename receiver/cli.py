@@ -176,6 +176,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return asyncio.run(_offline(run))
 
 
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from .store.copy import copy_sqlite_to_postgres
+
+    settings = Settings.from_env()
+    source = Path(args.source) if args.source else settings.sqlite_path
+    if source is None or not source.exists():
+        print(f"receiver: no SQLite store at {source}", file=sys.stderr)
+        return 2
+    if not args.to.startswith(("postgresql://", "postgres://")):
+        print("receiver: --to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    with Progress(disable=not sys.stderr.isatty()) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(table: str, n: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=None)
+            bar.advance(tasks[table], n)
+
+        copied = asyncio.run(copy_sqlite_to_postgres(source, args.to, progress))
+    print("copied " + ", ".join(f"{t}={n}" for t, n in copied.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="receiver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--source")
     export.add_argument("--type")
     export.set_defaults(fn=cmd_export)
+    migrate = sub.add_parser("migrate-store", help="copy the SQLite store into PostgreSQL")
+    migrate.add_argument("--to", required=True, help="postgresql://… (the new RECEIVER_DATABASE_URL)")
+    migrate.add_argument("--from", dest="source", help="the SQLite file (default: the configured one)")
+    migrate.set_defaults(fn=cmd_migrate_store)
     args = parser.parse_args(argv)
     result: int = args.fn(args)
     return result

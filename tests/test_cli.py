@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import AUTH, ROOT, make_env
+import pytest
+from conftest import AUTH, DB, ROOT, SECRETS, make_env
 from starlette.testclient import TestClient
 
 from receiver import Settings, create_app
@@ -61,3 +62,29 @@ def test_mappings_check_reports_file_key_and_reason(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "bad.yaml" in out.stderr and "types.a.fields.properties.n" in out.stderr
     assert "unknown transform 'numbr'" in out.stderr
+
+
+@pytest.mark.postgres_only
+def test_migrate_store_copies_sqlite_into_postgres(data_dir: Path, database_url: str, db: DB) -> None:
+    with TestClient(create_app(Settings.from_env(make_env(data_dir)))) as client:
+        for i in range(3):
+            r = client.post(
+                "/hooks/croct",
+                json={"type": "leadGenerated", "lead": {"email": f"p{i}@example.com"}},
+                **AUTH["croct"],
+            )
+            assert r.status_code == 202
+    out = run(data_dir, "migrate-store", "--to", database_url)
+    assert out.returncode == 0, out.stderr
+    assert "copied deliveries=3, events=3, leads=3, identities=3" in out.stdout
+    again = run(data_dir, "migrate-store", "--to", database_url)  # idempotent
+    assert again.returncode == 0
+    assert db.count("deliveries") == 3 and db.count("leads") == 3
+    env = make_env(data_dir, RECEIVER_DATABASE_URL=database_url)
+    with TestClient(create_app(Settings.from_env(env))) as client:
+        leads = client.get(
+            "/v1/leads",
+            params={"email": "p1@example.com"},
+            headers={"Authorization": f"Bearer {SECRETS['RECEIVER_API_KEY']}"},
+        ).json()["data"]
+        assert len(leads) == 1 and leads[0]["sources"] == ["croct"]

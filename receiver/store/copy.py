@@ -1,0 +1,55 @@
+"""Copy a SQLite store into PostgreSQL (``receiver migrate-store``).
+
+Rows are streamed table by table in chunks, and inserted with ON CONFLICT DO NOTHING,
+so an interrupted copy can simply be run again. Stop the receivers (or point them at
+PostgreSQL) first: deliveries arriving in SQLite during the copy are not followed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+
+from .postgres import PostgresStore
+
+TABLES = {  # in foreign-key order
+    "deliveries": ["id", "source", "received_at", "method", "path", "content_type", "query", "headers",
+                   "body", "body_format", "status", "reasons", "idempotency_key", "fingerprint", "mapping"],
+    "events": ["id", "delivery_id", "source", "type", "source_type", "occurred_at", "received_at",
+               "lead_id", "anonymous_id", "data"],
+    "leads": ["id", "merged_into", "created_at", "updated_at", "traits", "trait_times"],
+    "identities": ["kind", "value", "source", "known", "lead_id", "first_seen_at"],
+}  # fmt: skip
+
+
+async def copy_sqlite_to_postgres(
+    sqlite_path: Path, url: str, progress: Callable[[str, int], None] | None = None, chunk: int = 2000
+) -> dict[str, int]:
+    target = PostgresStore(url)
+    await target.open()  # applies PostgreSQL's migrations
+    source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
+    copied: dict[str, int] = {}
+    try:
+        async with target._p().acquire() as conn:
+            for table, columns in TABLES.items():
+                marks = ", ".join(f"${i + 1}" for i in range(len(columns)))
+                insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
+                cur = source.execute(f"SELECT {', '.join(columns)} FROM {table}")  # noqa: S608
+                n = 0
+                while rows := cur.fetchmany(chunk):
+                    if table == "identities":
+                        rows = [(*r[:3], bool(r[3]), *r[4:]) for r in rows]
+                    await conn.executemany(insert, rows)
+                    n += len(rows)
+                    if progress is not None:
+                        progress(table, len(rows))
+                copied[table] = n
+    except asyncpg.PostgresError:
+        raise
+    finally:
+        source.close()
+        await target.close()
+    return copied
