@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -123,11 +124,13 @@ def pin(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
 
 
-def start(kind: str, port: int, work: Path) -> subprocess.Popen[bytes]:
+def start(kind: str, port: int, work: Path, database_url: str | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, **SECRETS}
-    if kind == "receiver":
+    if kind.startswith("receiver"):
         data = work / f"receiver-{port}"
         env["RECEIVER_DATA_DIR"] = str(data)
+        if database_url:
+            env["RECEIVER_DATABASE_URL"] = database_url
         cmd = [sys.executable, "-m", "receiver", "serve", "--port", str(port)]
     else:
         env["RECEIVER_TYPICAL_DB"] = str(work / f"typical-{port}.db")
@@ -146,11 +149,12 @@ def start(kind: str, port: int, work: Path) -> subprocess.Popen[bytes]:
             "--no-access-log",
         ]
     log = (work / f"{kind}-{port}.log").open("wb")
-    proc = subprocess.Popen(pin(0) + cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    cores = [] if database_url else pin(0)  # several processes: let the OS place them
+    proc = subprocess.Popen(cores + cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            httpx.get(url + ("/healthz" if kind == "receiver" else "/"), timeout=0.5)
+            httpx.get(url + ("/healthz" if kind.startswith("receiver") else "/"), timeout=0.5)
             return proc
         except httpx.HTTPError:
             time.sleep(0.05)
@@ -163,9 +167,24 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def load(port: int, lua: Path, duration: int, connections: int) -> dict[str, float]:
+def load_many(ports: list[int], lua: Path, duration: int, connections: int) -> dict[str, float]:
+    """One wrk per process (the connections split between them), figures combined."""
+    with ThreadPoolExecutor(len(ports)) as pool:
+        parts = list(
+            pool.map(lambda p: load(p, lua, duration, connections // len(ports), pinned=False), ports)
+        )
+    return {
+        "rps": sum(p["rps"] for p in parts),
+        "p50": max(p["p50"] for p in parts),
+        "p99": max(p["p99"] for p in parts),
+        "non2xx": sum(p["non2xx"] for p in parts),
+        "total": sum(p["total"] for p in parts),
+    }
+
+
+def load(port: int, lua: Path, duration: int, connections: int, pinned: bool = True) -> dict[str, float]:
     cmd = [
-        *pin(1),
+        *(pin(1) if pinned else []),
         "wrk",
         "-t1",
         f"-c{connections}",
@@ -184,12 +203,41 @@ def load(port: int, lua: Path, duration: int, connections: int) -> dict[str, flo
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": non2xx, "total": total}
 
 
+def postgres_figures(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="receiver-ingest-bench-"))
+    lua = work / "mix.lua"
+    write_lua(lua)
+    for n in (1, 2):
+        schema = f"bench_{n}_{int(time.time())}"
+        url = f"{args.postgres}{'&' if '?' in args.postgres else '?'}schema={schema}"
+        ports = [free_port() for _ in range(n)]
+        procs = [start("receiver", p, work, url) for p in ports]
+        try:
+            load_many(ports, lua, 2, args.connections)  # warm-up
+            res = load_many(ports, lua, args.duration, args.connections)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+        print(
+            f"postgres processes={n} {res['rps']:9.0f} req/s  p50 {res['p50']:7.2f} ms  "
+            f"p99 {res['p99']:7.2f} ms  non-2xx {int(res['non2xx'])}/{int(res['total'])}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--postgres", metavar="URL", help="instead: receiver on PostgreSQL, 1 and 2 processes"
+    )
     args = parser.parse_args()
+    if args.postgres:
+        postgres_figures(args)
+        return
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: sudo apt-get install wrk")
     work = Path(tempfile.mkdtemp(prefix="receiver-ingest-bench-"))
