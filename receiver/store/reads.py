@@ -73,7 +73,8 @@ class SQLReads:
             args.append(q.until)
         return where, args
 
-    async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+    async def events_query(self, q: EventQuery, before: str | None) -> tuple[str, list[Any]]:
+        """The events matching ``q``, newest first (and older than ``before``)."""
         where, args = await self._event_where(q)
         if before:
             where.append("id < ?")
@@ -81,7 +82,11 @@ class SQLReads:
         sql = "SELECT data, lead_id FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self._all(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+        return sql + " ORDER BY id DESC", args
+
+    async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        sql, args = await self.events_query(q, before)
+        rows = await self._all(sql + " LIMIT ?", [*args, limit])
         return [event_from_row(r["data"], r["lead_id"]) for r in rows]
 
     def iter_events(self, q: EventQuery, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
@@ -128,6 +133,12 @@ class SQLReads:
         return None if row is None else await self._lead_record(row)
 
     async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        sql, args = self.leads_query(q, before)
+        rows = await self._all(sql + " LIMIT ?", [*args, limit])
+        return [await self._lead_record(r) for r in rows]
+
+    def leads_query(self, q: LeadQuery, before: str | None) -> tuple[str, list[Any]]:
+        """The live leads matching ``q``, newest first (and older than ``before``)."""
         where, args = ["merged_into IS NULL"], []
         if q.email_sha256:
             where.append(
@@ -148,9 +159,7 @@ class SQLReads:
             where.append("id < ?")
             args.append(before)
         # Only fixed clauses are joined here; every value is a bound parameter.
-        sql = "SELECT * FROM leads WHERE " + " AND ".join(where) + " ORDER BY id DESC LIMIT ?"  # noqa: S608
-        rows = await self._all(sql, [*args, limit])
-        return [await self._lead_record(r) for r in rows]
+        return "SELECT * FROM leads WHERE " + " AND ".join(where) + " ORDER BY id DESC", args  # noqa: S608
 
     def iter_leads(self, q: LeadQuery, chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
         return _keyset(lambda before: self.list_leads(q, before, chunk), chunk)
