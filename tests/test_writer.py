@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 from conftest import DB, SECRETS, Server, make_env
 
 from receiver.clock import now_rfc3339
@@ -21,13 +22,36 @@ from receiver.writer import Overloaded, Writer
 def request(body: bytes = b"{}", fingerprint: str | None = None, email: str | None = None) -> WriteRequest:
     did = new_id()
     now = now_rfc3339()
-    delivery = Delivery(id=did, source="croct", received_at=now, method="POST", path="/",
-                        content_type="application/json", query={}, headers={}, body=body,
-                        body_format="original", status="accepted", fingerprint=fingerprint or new_id())
-    event = Event(id=new_id(), source="croct", source_type="leadGenerated", type="lead.captured",
-                  occurred_at=now, received_at=now, lead_id=None, anonymous_id=None,
-                  lead={"email": email} if email else None, properties={}, context={}, extra={},
-                  delivery_id=did, mapping="croct@1")
+    delivery = Delivery(
+        id=did,
+        source="croct",
+        received_at=now,
+        method="POST",
+        path="/",
+        content_type="application/json",
+        query={},
+        headers={},
+        body=body,
+        body_format="original",
+        status="accepted",
+        fingerprint=fingerprint or new_id(),
+    )
+    event = Event(
+        id=new_id(),
+        source="croct",
+        source_type="leadGenerated",
+        type="lead.captured",
+        occurred_at=now,
+        received_at=now,
+        lead_id=None,
+        anonymous_id=None,
+        lead={"email": email} if email else None,
+        properties={},
+        context={},
+        extra={},
+        delivery_id=did,
+        mapping="croct@1",
+    )
     idents = [Identity("email_sha256", email, True)] if email else []
     return WriteRequest(delivery=delivery, events=[event], identities=[idents])
 
@@ -117,9 +141,13 @@ def test_full_queue_answers_503_with_retry_after_over_http(data_dir: Path) -> No
 
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+
             async def one(i: int) -> httpx.Response:
-                return await c.post("/hooks/croct", json={"type": "pageLoaded", "url": f"https://s/{i}"},
-                                    headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]})
+                return await c.post(
+                    "/hooks/croct",
+                    json={"type": "pageLoaded", "url": f"https://s/{i}"},
+                    headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]},
+                )
 
             return await asyncio.gather(*(one(i) for i in range(6)))
 
@@ -133,9 +161,65 @@ def test_full_queue_answers_503_with_retry_after_over_http(data_dir: Path) -> No
         assert all(r.headers.get("retry-after") for r in responses)
         details = {msgspec.json.decode(r.content)["detail"] for r in responses}
         assert any("queue is full" in d for d in details)
-        r = httpx.post(f"{server.url}/hooks/croct", json={"type": "pageLoaded", "url": "https://s/x"},
-                       headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]})
+        r = httpx.post(
+            f"{server.url}/hooks/croct",
+            json={"type": "pageLoaded", "url": "https://s/x"},
+            headers={"X-App-Id": SECRETS["RECEIVER_CROCT_APP_ID"]},
+        )
         assert r.status_code == 202
     finally:
         server.stop()
     assert DB(data_dir / "receiver.db").count("deliveries") == 1
+
+
+@pytest.mark.postgres_only
+def test_postgres_batch_isolates_a_bad_delivery_and_dedups_inside_a_batch(database_url: str, db: DB) -> None:
+    from receiver.store.postgres import PostgresStore
+
+    async def run() -> None:
+        store = PostgresStore(database_url)
+        await store.open()
+        writer = Writer(store, queue_size=100, batch_max=64)
+        await writer.start()
+        try:
+            first = request()
+            await writer.submit(first)
+            clash = request()
+            clash.delivery.id = first.delivery.id
+            same = [request(b"same", fingerprint="fp-pg") for _ in range(2)]
+            people = [request(email="pg@example.com") for _ in range(3)]
+            results = await asyncio.gather(
+                *(writer.submit(r) for r in [request(), clash, *same, *people]), return_exceptions=True
+            )
+            assert isinstance(results[1], Exception) and not isinstance(results[1], StorageError)
+            assert [r.duplicate for r in results[2:4]] == [False, True]  # type: ignore[union-attr]
+            assert all(isinstance(r, WriteResult) for r in results[4:])
+        finally:
+            await writer.stop()
+            await store.close()
+
+    asyncio.run(run())
+    assert db.count("deliveries") == 1 + 1 + 1 + 3
+    assert db.count("leads") == 1
+
+
+@pytest.mark.postgres_only
+def test_postgres_unreachable_is_a_storage_error(database_url: str) -> None:
+    from receiver.store.postgres import PostgresStore
+
+    async def run() -> None:
+        store = PostgresStore(database_url)
+        await store.open()
+        writer = Writer(store, queue_size=10, batch_max=8)
+        await writer.start()
+        try:
+            await store._p().close()  # the database goes away under the writer
+            try:
+                await writer.submit(request())
+                raise AssertionError("nothing may be acknowledged")
+            except StorageError:
+                pass
+        finally:
+            await writer.stop()
+
+    asyncio.run(run())
