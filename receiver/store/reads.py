@@ -7,6 +7,7 @@ neither be skipped nor repeated.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,16 @@ async def _keyset(
         before = page[-1]["id"]
 
 
+def _equal(**columns: str | None) -> tuple[list[str], list[Any]]:
+    """``column = ?`` clauses for the filters that are set."""
+    where, args = [], []
+    for column, value in columns.items():
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    return where, args
+
+
 class SQLReads:
     """Queries in portable SQL with ``?`` placeholders; a backend supplies ``_all``/``_one``."""
 
@@ -55,13 +66,7 @@ class SQLReads:
 
     # -- events -------------------------------------------------------------------------
     async def _event_where(self, q: EventQuery) -> tuple[list[str], list[Any]]:
-        where, args = [], []
-        if q.source:
-            where.append("source = ?")
-            args.append(q.source)
-        if q.type:
-            where.append("type = ?")
-            args.append(q.type)
+        where, args = _equal(source=q.source, type=q.type)
         if q.lead_id:
             where.append("lead_id = ?")
             args.append(await self.live_lead_id(q.lead_id) or q.lead_id)
@@ -194,17 +199,11 @@ class SQLReads:
                     out["body"] = bytes(body).decode("utf-8")
                 except UnicodeDecodeError:
                     out["body"] = None
-                    out["body_base64"] = __import__("base64").b64encode(body).decode()
+                    out["body_base64"] = base64.b64encode(body).decode()
         return out
 
     async def list_deliveries(self, q: DeliveryQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
-        where, args = [], []
-        if q.status:
-            where.append("status = ?")
-            args.append(q.status)
-        if q.source:
-            where.append("source = ?")
-            args.append(q.source)
+        where, args = _equal(status=q.status, source=q.source)
         if before:
             where.append("id < ?")
             args.append(before)
@@ -228,13 +227,7 @@ class SQLReads:
         return out
 
     async def delivery_ids(self, q: DeliveryQuery) -> list[str]:
-        where, args = [], []
-        if q.status:
-            where.append("status = ?")
-            args.append(q.status)
-        if q.source:
-            where.append("source = ?")
-            args.append(q.source)
+        where, args = _equal(status=q.status, source=q.source)
         sql = "SELECT id FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
         return [str(r["id"]) for r in await self._all(sql + " ORDER BY id", args)]
 
