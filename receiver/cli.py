@@ -20,20 +20,19 @@ def banner(mappings: dict[str, CompiledMapping], credentials: Credentials, base_
     generated it; later starts show where it is kept instead."""
     lines = ["", "receiver: webhook URLs to paste into each vendor", ""]
     for name, m in sorted(mappings.items()):
-        setting = m.envelope.credential.setting
+        setting = m.credential.setting
         fresh = setting in credentials.generated
         secret = credentials.get(setting) if fresh else f"<{setting}>"
         route = next((r for r in m.envelope.routes if r.responder == "ingest"), None)
         path = "" if route is None or route.path in ("", "/") else route.path
         url = f"{base_url}/hooks/{name}{path}"
-        loc = m.envelope.credential.locations[0]
-        kind, _, field = loc.partition(":")
-        if kind == "query":
-            lines.append(f"  {name:8} {url}?{field}={secret}")
-        elif kind == "header":
-            lines.append(f"  {name:8} {url}   (header {field}: {secret})")
-        elif kind == "field":
-            lines.append(f"  {name:8} {url}   (field {field}={secret})")
+        loc = m.credential.locations[0]
+        if loc.kind == "query":
+            lines.append(f"  {name:8} {url}?{loc.name}={secret}")
+        elif loc.kind == "header":
+            lines.append(f"  {name:8} {url}   (header {loc.name}: {secret})")
+        elif loc.kind == "field":
+            lines.append(f"  {name:8} {url}   (field {loc.name}={secret})")
         else:
             lines.append(f"  {name:8} {url}   (Authorization: Bearer {secret})")
     key = (

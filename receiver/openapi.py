@@ -182,7 +182,9 @@ def build_openapi(
                 ok = "200" if route.answer.style != "standard" else "202"
                 ops[method.lower()] = {
                     "summary": f"{name}: ingest a delivery ({m.envelope.body} body)",
-                    "description": f"Credential: {', '.join(cred.locations)} equals {cred.setting}.",
+                    "description": (
+                        f"Credential: {', '.join(map(str, cred.locations))} equals {cred.setting}."
+                    ),
                     "parameters": [
                         {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
                         {"name": "webhook-id", "in": "header", "schema": {"type": "string"}},

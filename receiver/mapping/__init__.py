@@ -1,4 +1,7 @@
-"""Declarative mappings: one file per source, compiled once into plain functions."""
+"""Declarative mappings: one file per source, compiled once into a plan and its code.
+
+spec (the file, typed) -> compile -> plan (typed nodes) -> codegen (the functions that run)
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,21 @@ from pathlib import Path
 
 import msgspec
 
-from .engine import CompiledMapping, MapOutcome, MappedEvent, MappingError
-from .spec import MappingFile
+from .compile import MappingError, compile_plan
+from .engine import CompiledMapping, MapOutcome, MappedEvent
+from .spec import MappingFile, decode_hook
 
 __all__ = ["CompiledMapping", "MapOutcome", "MappedEvent", "MappingError", "load_dir", "load_file"]
 
 
 def load_file(path: Path) -> CompiledMapping:
     try:
-        spec = msgspec.yaml.decode(path.read_bytes(), type=MappingFile)
+        spec = msgspec.yaml.decode(path.read_bytes(), type=MappingFile, dec_hook=decode_hook)
     except msgspec.ValidationError as e:
         raise MappingError(str(path), str(e)) from None
     except (msgspec.DecodeError, OSError) as e:
         raise MappingError(str(path), f"cannot read: {e}") from None
-    return CompiledMapping(spec, str(path))
+    return CompiledMapping(compile_plan(spec, str(path)))
 
 
 def load_dir(directory: Path) -> dict[str, CompiledMapping]:
