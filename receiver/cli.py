@@ -1,4 +1,5 @@
-"""The ``receiver`` command: ``serve``, ``mappings check``."""
+"""The ``receiver`` command: ``serve``, ``mappings check|docs``, ``replay``, ``export``,
+``migrate-store``."""
 
 from __future__ import annotations
 
@@ -103,6 +104,23 @@ def cmd_mappings_check(args: argparse.Namespace) -> int:
         return 1
     for name, m in sorted(mappings.items()):
         print(f"ok  {m.name:14} {len(m.source_types):3} event types  ({name})")
+        if m.private:
+            print("    private: " + ", ".join(f"{key} ({', '.join(ops)})" for key, ops in m.private))
+    return 0
+
+
+def cmd_mappings_docs(args: argparse.Namespace) -> int:
+    from .mapping.docs import transforms_markdown, update
+
+    if args.update is None:
+        sys.stdout.write(transforms_markdown())
+        return 0
+    try:
+        changed = update(Path(args.update))
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.update}: {'updated' if changed else 'up to date'}")
     return 0
 
 
@@ -213,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     check = msub.add_parser("check", help="load and validate every mapping file of a directory")
     check.add_argument("dir", nargs="?")
     check.set_defaults(fn=cmd_mappings_check)
+    docs = msub.add_parser("docs", help="print the transform reference (or --update a README's copy of it)")
+    docs.add_argument("--update", metavar="README", help="rewrite the generated section of this file")
+    docs.set_defaults(fn=cmd_mappings_docs)
     replay = sub.add_parser("replay", help="run stored deliveries through today's mappings again")
     replay.add_argument("--status", choices=["accepted", "unmapped", "rejected"])
     replay.add_argument("--source")
