@@ -87,6 +87,11 @@ class CompiledMapping:
         return bool(self._private)
 
     @property
+    def private(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(key, markers) of every value the mapping keeps private."""
+        return list(privacy.marked(self.plan))
+
+    @property
     def source_types(self) -> list[str]:
         return list(self._types)
 

@@ -15,14 +15,15 @@ case, an ``each`` value).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from .paths import Ctx, Path, elements, read, read_first
-from .plan import MappingPlan, Node, Output, Switch, Value, children, values
+from .plan import Each, MappingPlan, Node, Output, Switch, Value, children, values
 from .spec import Privacy
-from .transforms import Step, TransformError, mask, sha256_hex, to_text
+from .transforms import TransformError, mask, sha256_hex, to_text
 
 REDACTED_KEY = "$redacted"
 
@@ -126,6 +127,11 @@ def _marker(outcome: Redacted | Failure | None, ops: tuple[Privacy, ...]) -> dic
 # -- the stored raw body ------------------------------------------------------------------
 
 
+def marked(plan: MappingPlan) -> list[tuple[str, tuple[Privacy, ...]]]:
+    """(key, markers) of every private value of the plan, in file order."""
+    return [(v.key, v.privacy) for _, o in plan.outputs() for v in values(o.node) if v.privacy]
+
+
 def private_outputs(plan: MappingPlan) -> tuple[Output, ...]:
     """Outputs of any type that hold a private value somewhere below them."""
     return tuple(o for _, o in plan.outputs() if any(v.privacy for v in values(o.node)))
@@ -221,12 +227,12 @@ def problems(plan: MappingPlan) -> Iterator[tuple[str, str]]:
     """(key, reason) for every privacy marker of the plan that the engine cannot honour."""
     reads = list(_reads(plan))
     for _, o in plan.outputs():
-        yield from _node_problems(o.node, private_ok=True, named=True)
+        yield from _unnamed(o.node, private_ok=True, named=True)
     for value, scope in _private_values(plan):
         yield from _value_problems(value, scope, plan, reads)
 
 
-def _node_problems(node: Node, private_ok: bool, named: bool) -> Iterator[tuple[str, str]]:
+def _unnamed(node: Node, private_ok: bool, named: bool) -> Iterator[tuple[str, str]]:
     """Markers in places that have no name to write a hash or mask under."""
     if isinstance(node, Value):
         if node.privacy and not private_ok:
@@ -239,52 +245,61 @@ def _node_problems(node: Node, private_ok: bool, named: bool) -> Iterator[tuple[
                     "use [drop], or map the elements with 'fields' and mark a field"
                 ),
             )
-        return
-    if isinstance(node, Switch):
+    elif isinstance(node, Switch):
         for child in children(node):
-            yield from _node_problems(child, private_ok, named)
-        return
-    for o in node.fields or ():
-        yield from _node_problems(o.node, private_ok, named=True)
-    if node.name is not None:
-        yield from _node_problems(node.name, private_ok=False, named=True)
-    if node.value is not None:
-        yield from _node_problems(node.value, private_ok, named=node.name is not None)
+            yield from _unnamed(child, private_ok, named)
+    else:
+        for o in node.fields or ():
+            yield from _unnamed(o.node, private_ok, named=True)
+        if node.name is not None:
+            yield from _unnamed(node.name, private_ok=False, named=True)
+        if node.value is not None:
+            yield from _unnamed(node.value, private_ok, named=node.name is not None)
 
 
-Scope = tuple[tuple[str, ...], tuple[Path, ...]]
-"""Where a value is read from: the event path of its element (``*`` per array level) and
-the selectors of the switches around it."""
+Cases = tuple[tuple[int, str], ...]
+"""The switch cases (switch id, case name) a node sits in: nodes in different cases of one
+switch never read the same element."""
 
 
-def _private_values(plan: MappingPlan) -> Iterator[tuple[Value, Scope]]:
-    def walk(
-        node: Node, prefix: tuple[str, ...], selectors: tuple[Path, ...]
-    ) -> Iterator[tuple[Value, Scope]]:
-        if isinstance(node, Value):
-            if node.privacy:
-                yield node, (prefix, selectors)
-        elif isinstance(node, Switch):
-            for child in children(node):
-                yield from walk(child, prefix, (*selectors, *node.selector))
-        else:
-            inner = (*prefix, *node.items.tokens, "*")
-            for child in children(node):
-                yield from walk(child, inner, selectors)
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Where a node reads: the event path of its element (``*`` per array level), the
+    selectors of the switches around it, and the cases it sits in."""
 
-    for _, o in plan.outputs():
-        yield from walk(o.node, (), ())
+    prefix: tuple[str, ...] = ()
+    selectors: tuple[Path, ...] = ()
+    cases: Cases = ()
 
 
+@dataclass(frozen=True, slots=True)
 class _Read:
     """A path some part of the plan reads, as item paths (one per event root)."""
 
-    __slots__ = ("by", "item_paths", "value")
+    by: str
+    item_paths: list[tuple[str, ...]]
+    value: Value | None = None
+    cases: Cases = ()
 
-    def __init__(self, by: str, item_paths: list[tuple[str, ...]], value: Value | None = None) -> None:
-        self.by = by
-        self.item_paths = item_paths
-        self.value = value
+
+def _walk(node: Node, scope: _Scope) -> Iterator[tuple[Node, _Scope]]:
+    """Every node below ``node`` (itself included), with where it reads."""
+    yield node, scope
+    if isinstance(node, Switch):
+        for name, case in [*node.cases, *([("*", node.fallback)] if node.fallback is not None else [])]:
+            inner = _Scope(scope.prefix, (*scope.selectors, *node.selector), (*scope.cases, (id(node), name)))
+            yield from _walk(case, inner)
+    elif isinstance(node, Each):
+        inner = _Scope((*scope.prefix, *node.items.tokens, "*"), scope.selectors, scope.cases)
+        for child in children(node):
+            yield from _walk(child, inner)
+
+
+def _private_values(plan: MappingPlan) -> Iterator[tuple[Value, _Scope]]:
+    for _, o in plan.outputs():
+        for node, scope in _walk(o.node, _Scope()):
+            if isinstance(node, Value) and node.privacy:
+                yield node, scope
 
 
 def _item_paths(plan: MappingPlan, path: Path, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -295,32 +310,30 @@ def _item_paths(plan: MappingPlan, path: Path, prefix: tuple[str, ...]) -> list[
     return []
 
 
+def _step_paths(value: Value) -> Iterator[tuple[str, Path]]:
+    """(transform name, path) of every path argument of a value's transforms."""
+    for step in value.steps:
+        for f in msgspec.structs.fields(step.args):
+            for p in getattr(getattr(step.args, f.name), "paths", ()):
+                yield step.name, p
+
+
 def _reads(plan: MappingPlan) -> Iterator[_Read]:
-    def node_reads(node: Node, prefix: tuple[str, ...]) -> Iterator[_Read]:
-        if isinstance(node, Value):
-            for p in node.sources:
-                yield _Read(node.key, _item_paths(plan, p, prefix), node)
-            yield from step_reads(node.key, node.steps, prefix)
-        elif isinstance(node, Switch):
-            for p in node.selector:
-                yield _Read(f"{node.key} (switch)", _item_paths(plan, p, prefix))
-            for child in children(node):
-                yield from node_reads(child, prefix)
-        else:
-            yield _Read(f"{node.key} (each)", _item_paths(plan, node.items, prefix))
-            inner = (*prefix, *node.items.tokens, "*")
-            for child in children(node):
-                yield from node_reads(child, inner)
-
-    def step_reads(key: str, steps: tuple[Step, ...], prefix: tuple[str, ...]) -> Iterator[_Read]:
-        for step in steps:
-            for name in msgspec.structs.fields(step.args):
-                arg = getattr(step.args, name.name)
-                for p in getattr(arg, "paths", ()):
-                    yield _Read(f"{key} (transform {step.name})", _item_paths(plan, p, prefix))
-
     for _, o in plan.outputs():
-        yield from node_reads(o.node, ())
+        for node, scope in _walk(o.node, _Scope()):
+            own = (*scope.cases,)
+            if isinstance(node, Value):
+                for p in node.sources:
+                    yield _Read(node.key, _item_paths(plan, p, scope.prefix), node, own)
+                for name, p in _step_paths(node):
+                    yield _Read(
+                        f"{node.key} (transform {name})", _item_paths(plan, p, scope.prefix), None, own
+                    )
+            elif isinstance(node, Switch):
+                for p in node.selector:
+                    yield _Read(f"{node.key} (switch)", _item_paths(plan, p, scope.prefix), None, own)
+            else:
+                yield _Read(f"{node.key} (each)", _item_paths(plan, node.items, scope.prefix), None, own)
     for i, ident in enumerate(plan.identities):
         for p in ident.value.sources:
             yield _Read(f"identities[{i}]", _item_paths(plan, p, ()))
@@ -342,6 +355,12 @@ def _under(path: tuple[str, ...], top: tuple[str, ...]) -> bool:
     return len(path) >= len(top) and all(a == b or "*" in (a, b) for a, b in zip(top, path, strict=False))
 
 
+def _exclusive(a: Cases, b: Cases) -> bool:
+    """Two nodes in different cases of one switch."""
+    chosen = dict(a)
+    return any(switch in chosen and chosen[switch] != name for switch, name in b)
+
+
 def _same_marking(a: Value, b: Value) -> bool:
     return a.privacy == b.privacy and [(s.name, s.args) for s in a.steps] == [
         (s.name, s.args) for s in b.steps
@@ -349,9 +368,8 @@ def _same_marking(a: Value, b: Value) -> bool:
 
 
 def _value_problems(
-    value: Value, scope: Scope, plan: MappingPlan, reads: list[_Read]
+    value: Value, scope: _Scope, plan: MappingPlan, reads: list[_Read]
 ) -> Iterator[tuple[str, str]]:
-    prefix, selectors = scope
     key = value.key
     if value.dropped and len(value.privacy) > 1:
         yield key, "drop removes the value: it cannot be combined with hash or mask"
@@ -364,48 +382,38 @@ def _value_problems(
             yield key, f"{src.text}: privacy applies to values in the body (event or @item paths)"
         elif not src.tokens:
             yield key, f"{src.text or '(the whole event)'}: privacy needs a path to a member"
-    for r in (
-        *(_Read(key, _item_paths(plan, p, prefix)) for p in selectors),
-        *_step_paths(value, plan, prefix),
-    ):
-        if not r.item_paths:
+    depends = [(f"{key} (switch)", p) for p in scope.selectors]
+    depends += [(f"{key} (transform {name}: {p.text})", p) for name, p in _step_paths(value)]
+    for by, p in depends:
+        if not p.in_payload:
             yield (
                 key,
                 (
-                    f"{r.by}: the body is redacted before the request's headers and route are known, "
+                    f"{by}: the body is redacted before the request's headers and route are known, "
                     "so a private value cannot depend on them"
                 ),
             )
-    mine = [q for src in value.sources for q in _item_paths(plan, src, prefix)]
-    for i, rw in enumerate(plan.rewrites):
-        for root in plan.event_roots:
-            for moved in ((*root, *rw.source), (*root, *rw.target)):
-                if any(_under(q, moved) or _under(moved, q) for q in mine):
-                    yield (
-                        key,
-                        f"rewrite[{i}] moves this value, so the body cannot be redacted where it is read",
-                    )
-                    break
-            else:
-                continue
+    mine = [q for src in value.sources for q in _item_paths(plan, src, scope.prefix)]
+    moved = [
+        (i, (*root, *tokens))
+        for i, rw in enumerate(plan.rewrites)
+        for root in plan.event_roots
+        for tokens in (rw.source, rw.target)
+    ]
+    for i, path in moved:
+        if any(_under(q, path) or _under(path, q) for q in mine):
+            yield key, f"rewrite[{i}] moves this value, so the body cannot be redacted where it is read"
             break
     for r in reads:
-        if r.value is value:
+        if r.value is value or _exclusive(scope.cases, r.cases):
             continue
         for q in mine:
             hit = next((p for p in r.item_paths if _under(p, q)), None)
             if hit is None:
                 continue
             if r.value is not None and r.value.privacy and hit == q and _same_marking(r.value, value):
-                continue  # the same value, marked the same way in another type
+                continue  # the same value, marked the same way (in another type, say)
             if r.by.startswith(("envelope.routes", "constraints")) and hit == q and not value.dropped:
                 continue  # a presence check: the marker is present
             yield key, f"is also read, not privately, by {r.by}"
             break
-
-
-def _step_paths(value: Value, plan: MappingPlan, prefix: tuple[str, ...]) -> Iterator[_Read]:
-    for step in value.steps:
-        for f in msgspec.structs.fields(step.args):
-            for p in getattr(getattr(step.args, f.name), "paths", ()):
-                yield _Read(f"{value.key} (transform {step.name}: {p.text})", _item_paths(plan, p, prefix))

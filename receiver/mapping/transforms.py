@@ -521,8 +521,7 @@ class PluckArgs(Args, frozen=True):
 
 @transform("pluck", PluckArgs, shorthand="key")
 def t_pluck(args: PluckArgs) -> Fn:
-    """A list of objects -> the list of their `key` members (`{pluck: option_value}`);
-    a plain value stays as it is."""
+    """A list of objects -> the list of their `key` members; a plain value stays as it is."""
     key = args.key
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
