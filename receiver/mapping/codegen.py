@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from .output import place_at, put_member
@@ -48,6 +49,8 @@ class _Scope:
     """``node`` is known to be an object (the event is; an element may be anything)."""
     decls: list[str] = field(default_factory=list)
     prefixes: dict[tuple[str, ...], str] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)
+    """Prefix locals known to hold an object where the code is being written."""
 
 
 class _Code:
@@ -107,11 +110,14 @@ class _Code:
                 return [f"{v} = walk({scope.node}, {self.const(path.tokens, 'T')})"]
             parent = self.prefix(scope, path.tokens[:-1])
             get = f"{parent}.get({path.tokens[-1]!r})"
+            known = parent == scope.node or parent in scope.known
             return [
-                f"{v} = {get}" if parent == scope.node else f"{v} = {get} if {parent} is not None else None",
+                f"{v} = {get}" if known else f"{v} = {get} if {parent} is not None else None",
                 f"if {v} == '': {v} = None",
             ]
         if path.ns == "item":
+            if len(path.tokens) == 1 and not path.tokens[0].isdigit():  # the item is an object
+                return [f"{v} = ctx.item.get({path.tokens[0]!r})", f"if {v} == '': {v} = None"]
             return [f"{v} = walk(ctx.item, {self.const(path.tokens, 'T')})"]
         if path.ns == "header":
             return [f"{v} = ctx.headers.get({path.tokens[0]!r}) or None"]
@@ -261,22 +267,44 @@ class _Code:
                 containers.setdefault(o.tokens[:n], self.var("c"))
         lines = [f"{var} = {{}}" for var in containers.values()]
         conflict = any(t in containers for t in leaves)
-        for o in outputs:
-            v = self.var("v")
-            lines += self.node(scope, o.node, v)
-            if conflict:
-                lines.append(f"if {v} is not None: place_at({out}, {self.const(o.tokens, 'T')}, {v})")
-                continue
-            target, last = containers[o.tokens[:-1]], o.tokens[-1]
-            if _may_be_private(o.node):
-                lines.append(f"if {v} is not None: put_member({target}, {last!r}, {v})")
+        # Neighbouring values read under one absent object are skipped by one test.
+        for under, run in groupby(outputs, key=lambda o: _under(o.node)):
+            block: list[str] = []
+            prefix = self.prefix(scope, under) if under is not None else None
+            if prefix is not None:
+                scope.known.add(prefix)
+            for o in run:
+                v = self.var("v")
+                block += self.node(scope, o.node, v)
+                if conflict:
+                    block.append(f"if {v} is not None: place_at({out}, {self.const(o.tokens, 'T')}, {v})")
+                    continue
+                target, last = containers[o.tokens[:-1]], o.tokens[-1]
+                if _may_be_private(o.node):
+                    block.append(f"if {v} is not None: put_member({target}, {last!r}, {v})")
+                else:
+                    block.append(f"if {v} is not None: {target}[{last!r}] = {v}")
+            if prefix is None or prefix == scope.node:
+                lines += block
             else:
-                lines.append(f"if {v} is not None: {target}[{last!r}] = {v}")
+                scope.known.discard(prefix)
+                lines += [f"if {prefix} is not None:", *_indent(block)]
         if not conflict:
             for tokens in sorted((t for t in containers if t), key=len, reverse=True):
                 var, parent = containers[tokens], containers[tokens[:-1]]
                 lines.append(f"if {var}: {parent}[{tokens[-1]!r}] = {var}")
         return lines
+
+
+def _under(node: Node) -> tuple[str, ...] | None:
+    """The object a value reads its one source under, when nothing comes of it when that
+    object is absent (no default, nothing required)."""
+    if not isinstance(node, Value) or len(node.sources) != 1 or node.default is not None or node.required:
+        return None
+    src = node.sources[0]
+    if src.ns != "" or len(src.tokens) < 2 or any(t.isdigit() for t in src.tokens):
+        return None
+    return src.tokens[:-1]
 
 
 def _may_be_private(node: Node) -> bool:

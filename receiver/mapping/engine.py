@@ -178,10 +178,12 @@ class CompiledMapping:
         if t is None or st is None:
             outcome.unmapped.append({"index": index, "source_type": st})
             return
-        self._rewrite(event, st, ctx)
+        if self.plan.rewrites:
+            self._rewrite(event, st, ctx)
         n_errors = len(outcome.errors)
-        t.check(event, ctx)
-        route = self.plan.routes.get(ctx.route["path"])
+        if t.plan.constraints:
+            t.check(event, ctx)
+        route = self.plan.routes.get(ctx.route["path"]) if self.plan.routes else None
         if route is not None and st == route.source_type:
             for p in route.require:
                 if read(p, event, ctx) is None:

@@ -151,6 +151,8 @@ class MappingPlan:
     def event_of(self, item: Any) -> tuple[int, dict[str, Any]] | None:
         """The event in an item, with the index of its root: the first root at which the
         item holds an object."""
+        if self.event_roots == ((),):  # the item is the event (most vendors)
+            return (0, item) if item.__class__ is dict else None
         for i, root in enumerate(self.event_roots):
             event = get_in(item, root)
             if event.__class__ is dict:

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from .paths import Ctx, Path, elements, read, read_first
+from .paths import Ctx, Path, as_index, elements, read, read_first
 from .plan import Each, MappingPlan, Node, Output, Switch, Value, children, values
 from .spec import Privacy
 from .transforms import TransformError, mask, sha256_hex, to_text
@@ -176,17 +176,17 @@ def _redact_value(value: Value, at: Any, ctx: Ctx) -> bool:
     changed = False
     for src in value.sources:
         holder: Any = at if src.ns == "" else ctx.item
-        for t in src.tokens[:-1]:
+        *parents, last = src.tokens
+        for t in parents:
             holder = _child(holder, t)
-        last = src.tokens[-1]
         key: int | str
-        if holder.__class__ is list:
-            i = int(last) if last.isascii() and last.isdigit() and int(last) < len(holder) else None
-            if i is None:
+        if holder.__class__ is dict:
+            raw, key = holder.get(last), last
+        elif holder.__class__ is list:
+            i = as_index(last)
+            if i is None or i >= len(holder):
                 continue
             raw, key = holder[i], i
-        elif holder.__class__ is dict:
-            raw, key = holder.get(last), last
         else:
             continue
         if raw is None or raw == "" or is_marker(raw):
@@ -205,9 +205,8 @@ def _redact_value(value: Value, at: Any, ctx: Ctx) -> bool:
 def _child(node: Any, token: str) -> Any:
     if node.__class__ is dict:
         return node.get(token)
-    if node.__class__ is list and token.isascii() and token.isdigit() and int(token) < len(node):
-        return node[int(token)]
-    return None
+    i = as_index(token) if node.__class__ is list else None
+    return node[i] if i is not None and i < len(node) else None
 
 
 def choose(switch: Switch, selected: Any) -> Node | None:

@@ -178,20 +178,23 @@ NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def _to_number(v: Any, n: Any, c: Ctx) -> Any:
-    if isinstance(v, bool):
-        raise TransformError("must be a number")
-    if isinstance(v, int | float):
-        if isinstance(v, float) and not math.isfinite(v):
-            raise TransformError("must be a finite number")
-        return v
-    if isinstance(v, str):
+    cls = v.__class__
+    if cls is str:
         s = v.strip()
-        if not NUMBER.fullmatch(s):
+        if NUMBER.fullmatch(s) is None:
             raise TransformError(f"must be a number, got {v[:40]!r}")
         f = float(s)
         if not math.isfinite(f):
             raise TransformError("must be a finite number")
-        return int(f) if f.is_integer() and abs(f) < 2**53 and "." not in s and "e" not in s.lower() else f
+        if f.is_integer() and abs(f) < 2**53 and "." not in s and "e" not in s and "E" not in s:
+            return int(f)
+        return f
+    if cls is int:
+        return v
+    if cls is float:
+        if not math.isfinite(v):
+            raise TransformError("must be a finite number")
+        return v
     raise TransformError("must be a number")
 
 
