@@ -6,6 +6,8 @@ found split between paths are pinned here."""
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -267,3 +269,74 @@ def test_every_transform_is_documented() -> None:
     readme = (ROOT / "mappings" / "README.md").read_text(encoding="utf-8")
     for name in REGISTRY:
         assert f"| `{name}` |" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("transform", "reason"),
+    [
+        ('{datetime: {fromat: "%Y-%m-%d"}}', "transform 'datetime': unknown argument 'fromat'"),
+        ("{enum: {map: {a: 1}, passtrough: true}}", "transform 'enum': unknown argument 'passtrough'"),
+    ],
+)
+def test_mappings_check_names_a_misspelled_argument(tmp_path: Path, transform: str, reason: str) -> None:
+    (tmp_path / "demo.yaml").write_text(
+        DEMO.replace("transforms: [number], default: 0", f"transforms: [{transform}]")
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "receiver", "mappings", "check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert f"error: {tmp_path / 'demo.yaml'}: fields.properties.total: {reason}" in r.stderr, r.stderr
+
+
+SIGNED = """
+source: signed
+version: 1
+envelope:
+  body: json
+  credential: {setting: RECEIVER_SIGNED_KEY, locations: [query:sig, header:X-Sig]}
+type_from: [/kind]
+types:
+  seen: page.viewed
+"""
+
+
+def test_a_declared_credential_location_is_known_to_every_user(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Decoded once into the mapping's credential: ingest checks it and keeps it out of the
+    stored query, the access log masks it, the banner shows where to put it."""
+    from conftest import DB, make_env
+    from starlette.testclient import TestClient
+
+    from receiver import Settings, create_app
+    from receiver.cli import banner
+
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    (mappings / "signed.yaml").write_text(SIGNED)
+    secret = "s3cr3t-sig"
+    env = make_env(tmp_path / "data", RECEIVER_MAPPINGS_DIR=str(mappings), RECEIVER_SIGNED_KEY=secret)
+    settings = Settings.from_env(env)
+    app = create_app(settings)
+    caplog.set_level("INFO", logger="receiver.access")
+    with TestClient(app) as client:
+        assert (
+            client.post("/hooks/signed", params={"sig": secret, "x": "1"}, json={"kind": "seen"}).status_code
+            == 202
+        )
+        assert (
+            client.post("/hooks/signed", headers={"X-Sig": secret}, json={"kind": "seen"}).status_code == 202
+        )
+        assert client.post("/hooks/signed", params={"sig": "wrong"}, json={"kind": "seen"}).status_code == 401
+    assert "/hooks/signed?sig=%2A%2A%2A&x=1" in caplog.text and secret not in caplog.text
+    assert settings.sqlite_path is not None
+    assert [d["query"] for d in DB(settings.sqlite_path).deliveries()] == ['{"x":"1"}', "{}"]
+    service = app.state.service
+    assert "/hooks/signed?sig=<RECEIVER_SIGNED_KEY>" in banner(
+        service.mappings, service.credentials, "http://h"
+    )

@@ -16,6 +16,8 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from .paths import Ctx, pointer
 from .plan import Constrained
 from .privacy import REDACTED_KEY
@@ -104,9 +106,21 @@ breaks it, the message), in the order messages are reported. ``required`` (absen
 _NAMESPACE = {"is_number": is_number, "is_integer": is_integer, "is_url": is_url, "is_date": is_date}
 
 
+_COMPILED: dict[bytes, Callable[[Any], tuple[str, ...]]] = {}
+"""By the constraint's own text: YAML anchors repeat one constraint on many paths and types."""
+
+
 def _compile(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
     """The whole constraint as one function, ``value -> messages``, written from the tables
     above: for a valid value one expression is evaluated and nothing is built."""
+    key = msgspec.json.encode(c)
+    check = _COMPILED.get(key)
+    if check is None:
+        check = _COMPILED[key] = _write(c)
+    return check
+
+
+def _write(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
     namespace: dict[str, Any] = dict(_NAMESPACE)
     if c.pattern is not None:
         try:
