@@ -13,17 +13,34 @@ from .compile import MappingError, compile_plan
 from .engine import CompiledMapping, MapOutcome, MappedEvent
 from .spec import MappingFile, decode_hook
 
-__all__ = ["CompiledMapping", "MapOutcome", "MappedEvent", "MappingError", "load_dir", "load_file"]
+__all__ = [
+    "CompiledMapping",
+    "MapOutcome",
+    "MappedEvent",
+    "MappingError",
+    "load_dir",
+    "load_file",
+    "load_text",
+]
+
+
+def load_text(text: bytes | str, where: str) -> CompiledMapping:
+    """A mapping from its YAML text; ``where`` names it in errors (a file name)."""
+    try:
+        spec = msgspec.yaml.decode(text, type=MappingFile, dec_hook=decode_hook)
+    except msgspec.ValidationError as e:
+        raise MappingError(where, str(e)) from None
+    except msgspec.DecodeError as e:
+        raise MappingError(where, f"cannot read: {e}") from None
+    return CompiledMapping(compile_plan(spec, where))
 
 
 def load_file(path: Path) -> CompiledMapping:
     try:
-        spec = msgspec.yaml.decode(path.read_bytes(), type=MappingFile, dec_hook=decode_hook)
-    except msgspec.ValidationError as e:
-        raise MappingError(str(path), str(e)) from None
-    except (msgspec.DecodeError, OSError) as e:
+        text = path.read_bytes()
+    except OSError as e:
         raise MappingError(str(path), f"cannot read: {e}") from None
-    return CompiledMapping(compile_plan(spec, str(path)))
+    return load_text(text, str(path))
 
 
 def load_dir(directory: Path) -> dict[str, CompiledMapping]:
