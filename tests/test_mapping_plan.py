@@ -340,3 +340,15 @@ def test_a_declared_credential_location_is_known_to_every_user(
     assert "/hooks/signed?sig=<RECEIVER_SIGNED_KEY>" in banner(
         service.mappings, service.credentials, "http://h"
     )
+
+
+def test_the_annotated_example_of_the_mappings_readme_loads() -> None:
+    import re
+
+    from receiver.mapping import load_text
+
+    readme = (ROOT / "mappings" / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"## An annotated example\n\n```yaml\n(.*?)```", readme, re.S)
+    assert found is not None
+    m = load_text(found.group(1), "mappings/README.md")
+    assert m.name == "pingly@3" and m.private == [("fields.lead.secret_code", ("hash", "mask"))]
