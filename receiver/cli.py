@@ -102,6 +102,7 @@ def cmd_mappings_check(args: argparse.Namespace) -> int:
     except MappingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    print(f"mapping files in {directory}")
     for name, m in sorted(mappings.items()):
         print(f"ok  {m.name:14} {len(m.source_types):3} event types  ({name})")
     return 0
@@ -203,7 +204,10 @@ def cmd_migrate_store(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="receiver", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"receiver {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default="127.0.0.1")
