@@ -24,6 +24,9 @@ class Credential(Base, kw_only=True):
     locations: list[str]
     """Where a request carries it, in order: ``query:NAME``, ``header:NAME``, ``bearer``,
     ``field:NAME`` (a form or JSON body field)."""
+    generate: Literal["token", "uuid"] = "token"
+    """The form of a generated secret: a random URL-safe token, or a random UUID where the
+    vendor's client accepts nothing else (Croct's SDK validates its appId as a UUID)."""
 
 
 class Answer(Base, kw_only=True):
