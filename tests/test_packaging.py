@@ -111,6 +111,8 @@ def test_sdist_carries_tests_mappings_and_docs(dists: dict[str, Path]) -> None:
         "tests/fixtures/kartra/buy_product.yaml",
         "LICENSE",
         "CHANGELOG.md",
+        "docs/types.md",
+        "tests/sdk/package-lock.json",
         "setup.py",
     ):
         assert name in names, name

@@ -31,7 +31,7 @@ class Credential(Base, kw_only=True):
 
 class Answer(Base, kw_only=True):
     style: Literal["standard", "ok", "success_flag"] = "standard"
-    """standard: 202/200 JSON of CONTRACT section 2. ok: the same bodies, always 200.
+    """standard: 202/200 JSON of docs/webhooks.md. ok: the same bodies, always 200.
     success_flag: ``{"success": true, "message", …echo}`` / ``{"success": false, "error"}``."""
     message: str = ""
     echo: list[str] = []
