@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .config import ConfigError, Settings
 from .credentials import API_KEY_SETTING, Credentials, MissingCredentials, read_credentials, required
@@ -153,14 +154,39 @@ def _data_dir_origin(settings: Settings) -> str:
     return "RECEIVER_DATA_DIR is not set, so ./data of the current directory"
 
 
-def existing_store(settings: Settings) -> None:
+async def existing_store(settings: Settings) -> None:
     """Refuse to work on a store that is not there: opening it would create an empty one
     (and a maintenance command on an empty store would only mislead)."""
     path = settings.sqlite_path
-    if path is not None and not path.is_file():
+    if path is not None:
+        if not path.is_file():
+            raise CommandError(
+                f"no store at {path} ({_data_dir_origin(settings)}). Set RECEIVER_DATA_DIR to the"
+                " service's data directory, or RECEIVER_DATABASE_URL to its database."
+            )
+        return
+    import asyncpg
+
+    from .store.postgres import PostgresStore
+
+    pg = PostgresStore(settings.database_url)
+    table = f'"{pg.schema}".deliveries' if pg.schema else "deliveries"
+    try:
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            found = await conn.fetchval("SELECT to_regclass($1)", table)
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError) as e:
+        raise CommandError(f"cannot reach the PostgreSQL store (RECEIVER_DATABASE_URL): {e}") from None
+    if found is None:
+        parts = urlsplit(settings.database_url)
+        where = f"{parts.hostname or 'localhost'}{parts.path}" + (
+            f", schema {pg.schema}" if pg.schema else ""
+        )
         raise CommandError(
-            f"no store at {path} ({_data_dir_origin(settings)}). Set RECEIVER_DATA_DIR to the"
-            " service's data directory, or RECEIVER_DATABASE_URL to its database."
+            f"no receiver store in PostgreSQL at {where} (RECEIVER_DATABASE_URL): nothing to read."
+            " Point RECEIVER_DATABASE_URL at the service's database, or start `receiver serve` on it once."
         )
 
 
@@ -172,7 +198,7 @@ async def _offline(fn: Any) -> int:
     from .writer import Writer
 
     settings = Settings.from_env()
-    existing_store(settings)
+    await existing_store(settings)
     mappings = load_dir(settings.mappings_dir)
     store = make_store(settings)
     writer = Writer(store, settings.queue_size, settings.batch_max)

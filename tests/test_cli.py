@@ -228,6 +228,27 @@ def test_maintenance_commands_refuse_a_store_that_does_not_exist(tmp_path: Path,
     assert list(tmp_path.iterdir()) == []  # no empty store, no new secrets
 
 
+@pytest.mark.postgres_only
+def test_maintenance_commands_refuse_a_postgresql_schema_without_a_store(
+    tmp_path: Path, database_url: str, db: DB
+) -> None:
+    env = clean_env(RECEIVER_DATA_DIR=str(tmp_path / "data"), RECEIVER_DATABASE_URL=database_url)
+    schema = database_url.rsplit("schema=", 1)[1]
+    for args in (["export"], ["replay", "--yes"]):
+        out = subprocess.run(
+            [*RECEIVER, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 2 and f"schema {schema}" in out.stderr, out.stderr
+        assert "RECEIVER_DATABASE_URL" in out.stderr
+    assert db.rows("SELECT 1 FROM information_schema.schemata WHERE schema_name = ?", schema) == []
+    with TestClient(create_app(Settings.from_env({**env, **SECRETS}))) as client:
+        client.post("/hooks/croct", json={"type": "goalCompleted", "goalId": "abc"}, **AUTH["croct"])
+    out = subprocess.run(
+        [*RECEIVER, "export"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and json.loads(out.stdout)["type"] == "goal.completed", out.stderr
+
+
 # -- replay asks first --------------------------------------------------------------------
 def replay_on_a_terminal(data_dir: Path, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`receiver replay` with a terminal on its standard input, typing ``answer``."""
