@@ -61,22 +61,22 @@ def banner(
     lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {shown(API_KEY_SETTING)})"]
     if credentials.overridden:
         lines.append(
-            "  Set in the environment, replacing the value kept in the data directory (credentials.json"
-            f" now holds the new one): {', '.join(sorted(credentials.overridden))}."
-            " A vendor still sending the old value gets 401: update the URL pasted there."
+            f"  Set in the environment: {', '.join(sorted(credentials.overridden))}, replacing the value"
+            " kept in the data directory\n  (credentials.json now holds the new one). A vendor still sending"
+            " the old value gets 401:\n  update the URL pasted there."
         )
     for setting in sorted(credentials.misshapen):
         lines.append(
-            f"  {setting} is not a UUID, which the vendor's SDK requires (generated before 0.2?)."
-            " Plain HTTP clients still work; for the SDK, set a UUID in the environment."
+            f"  {setting} is not a UUID, which the vendor's SDK requires (generated before 0.2?).\n"
+            "  Plain HTTP clients still work; for the SDK, set a UUID in the environment."
         )
     if credentials.generated:
         lines.append("  Secrets generated on this start are kept in the data directory and shown only now;")
         lines.append("  `receiver credentials` prints them again.")
     elif not reveal:
         lines.append(
-            "  Secrets come from the environment or the data directory (credentials.json);"
-            " `receiver credentials` prints them."
+            "  Secrets come from the environment or the data directory (credentials.json);\n"
+            "  `receiver credentials` prints them."
         )
     return "\n".join(lines) + "\n"
 
