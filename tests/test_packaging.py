@@ -46,6 +46,22 @@ def test_dockerfile_installs_the_wheel_runs_as_non_root_with_a_data_volume_and_a
     assert "RECEIVER_MAPPINGS_DIR" not in text  # the wheel carries its mappings
 
 
+def test_the_docker_build_context_keeps_what_the_wheel_is_built_from() -> None:
+    """No daemon here to build the image: check that .dockerignore leaves the build stage
+    everything `python -m build --wheel` reads (the packaging tests below build from it)."""
+    import fnmatch
+
+    ignored = [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    needed = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "receiver", "mappings"]
+    needed += [str(p.relative_to(ROOT)) for p in (ROOT / "mappings").glob("*.yaml")]
+    for path in needed:
+        assert not any(fnmatch.fnmatch(path, pattern) for pattern in ignored), path
+
+
 @pytest.mark.parametrize("args", [[], [str(ROOT / "mappings")]], ids=["default-dir", "explicit-dir"])
 def test_shipped_mappings_pass_mappings_check(args: list[str], tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RECEIVER_MAPPINGS_DIR"}
