@@ -173,6 +173,15 @@ def test_installed_wheel_runs_from_an_unrelated_folder(venv: Path, tmp_path: Pat
         assert f"({source})" in check.stdout
     # Read from the installed package data, not from this checkout.
     assert f"{venv}" in check.stdout and str(ROOT / "mappings") not in check.stdout, check.stdout
+    # RECEIVER_MAPPINGS_DIR still replaces the shipped files.
+    own = tmp_path / "my-mappings"
+    own.mkdir()
+    shutil.copy(ROOT / "mappings" / "affitor.yaml", own / "affitor.yaml")
+    env["RECEIVER_MAPPINGS_DIR"] = str(own)
+    overridden = run("mappings", "check")
+    del env["RECEIVER_MAPPINGS_DIR"]
+    assert overridden.returncode == 0 and f"mapping files in {own}" in overridden.stdout
+    assert "(affitor)" in overridden.stdout and "(kartra)" not in overridden.stdout
 
     server = Server(tmp_path / "data", env=env, command=[receiver], cwd=tmp_path).start()
     try:
