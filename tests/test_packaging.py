@@ -1,5 +1,5 @@
 """What ships: the Dockerfile passes hadolint; the shipped mappings pass `receiver mappings check`;
-the wheel carries the migrations."""
+the wheel carries the migrations and the inspector's templates and static files."""
 
 from __future__ import annotations
 
@@ -61,3 +61,8 @@ def test_wheel_carries_the_sql_migrations(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "receiver/store/migrations/sqlite/0001_deliveries_events.sql" in names
     assert "receiver/store/migrations/sqlite/0002_leads.sql" in names
+    # The inspector's templates, script and style sheet: a wheel install serves /ui/.
+    ui = ROOT / "receiver" / "ui"
+    shipped = {f"receiver/ui/templates/{p.name}" for p in (ui / "templates").glob("*.html")}
+    shipped |= {f"receiver/ui/static/{p.name}" for p in (ui / "static").iterdir()}
+    assert "receiver/ui/static/ui.js" in shipped and not shipped - set(names)

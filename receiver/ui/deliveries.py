@@ -21,7 +21,7 @@ STATUSES = ("accepted", "unmapped", "rejected")
 PAGE = 50
 #: Events shown on a delivery's page (a batch may hold many more; the events page has them all).
 EVENT_LIMIT = 100
-ID_PART = re.compile(r"^[0-9a-f-]{1,36}$")
+ID_PART = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 
 
 def _filters(ui: UI, request: Request) -> tuple[DeliveryQuery, dict[str, str], list[str]]:

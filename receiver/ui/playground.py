@@ -84,7 +84,10 @@ def preview(
     if content_type:
         seen["content-type"] = content_type
     mapped = map_document(m, document, seen, sub, now_rfc3339(), new_id())
-    status = {"rejected": routes[sub].answer.invalid_status}.get(mapped.status, 202)
+    answer = routes[sub].answer
+    status = 202 if answer.style == "standard" else 200  # vendor-compatible routes answer 200
+    if mapped.status == "rejected":
+        status = answer.invalid_status
     return Preview(
         mapped.status,
         status,
