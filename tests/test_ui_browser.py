@@ -194,7 +194,12 @@ def test_a_delivery_leads_to_its_event_and_its_lead(live_server: Server, browser
     assert post(live_server, "convead", "/watch/event", data=ANA_CONVEAD).status_code == 200
     assert post(live_server, "croct", json=ANA_CROCT).status_code == 202
     assert post(live_server, "affitor", "/api/tracking/lead", json=ANA_AFFITOR).status_code == 200
-    rejected = post(live_server, "croct", json={"type": "goalCompleted", "goalId": "x", "value": -1})
+    beacon = {
+        "context": {"tabId": "t-1", "url": "https://shop.example/checkout", "timeZone": "Europe/Lisbon"},
+        "payload": {"type": "goalCompleted", "goalId": "x", "value": -1, "currency": "EUR"},
+        "originalTime": 1764028800000,
+    }
+    rejected = post(live_server, "croct", "/client/web/track", json=beacon, headers={"X-Client-Id": "c" * 32})
     assert rejected.status_code == 422
 
     open_page(browser, live_server, "/ui/")
@@ -238,7 +243,7 @@ def test_a_delivery_leads_to_its_event_and_its_lead(live_server: Server, browser
     rejected_id = rejected_delivery(live_server)
     open_page(browser, live_server, f"/ui/deliveries/{rejected_id}")
     hits = browser.find_elements(By.CSS_SELECTOR, "pre.json .line.hit")
-    assert {h.text.strip() for h in hits} == {'"goalId": "x",', '"value": -1'}
+    assert {h.text.strip() for h in hits} == {'"goalId": "x",', '"value": -1,'}  # inside /payload
     browser.find_element(By.LINK_TEXT, "show in the body").click()
     assert browser.execute_script("return location.hash") == "#at-1"
     shot(browser, "07-delivery-rejected")
