@@ -86,7 +86,7 @@ async def _page(ui: UI, request: Request, session: Session, replay: dict[str, An
         record.get("body"),
         record["body_format"],
         m.envelope if m else None,
-        ui.event_roots.get(record["source"], [[]]),
+        ui.event_roots(record["source"]),
         record["reasons"],
     )
     ctx = {

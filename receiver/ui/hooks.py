@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..mapping import CompiledMapping
+from .describe import locations
 
 #: Headers a client sets for itself: copying them would only get in the way.
 _OWN_HEADERS = frozenset({"host", "content-length", "connection", "accept-encoding", "transfer-encoding"})
@@ -38,8 +39,7 @@ class WebhookURL:
 
 
 def _credential(m: CompiledMapping, usable: tuple[str, ...]) -> tuple[str, str]:
-    for loc in m.envelope.credential.locations:
-        kind, _, name = loc.partition(":")
+    for kind, name in locations(m):
         if kind in usable:
             return kind, name
     return "", ""

@@ -138,13 +138,16 @@ async def erase(ui: UI, request: Request, session: Session) -> Response:
         error = f"Nothing was erased: type the id {found['id']} exactly to confirm."
         return await _lead_page(ui, request, session, confirm_error=error, status=400)
     result = await ui.store.erase_lead(found["id"])
-    if result is False:
+    if not result:  # unknown by now (erased meanwhile)
         raise not_found("lead", lead_id)
     done = await ui.store.get_lead(found["id"]) is None
+    # A store may report that old copies of pages are still being purged from its files.
+    purging = getattr(result, "state", None) == "pending"
     ctx = {
         "title": "Lead erased" if done else "Erasure under way",
         "nav": "leads",
         "lead_id": found["id"],
         "done": done,
+        "purging": purging,
     }
     return ui.render(request, "erased.html", ctx, session)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..mapping import CompiledMapping
-from ..mapping.spec import Field, TypeSpec
 from .bodyview import body_view, json_lines
+from .describe import MappingView, locations
 from .playground import parse_headers, preview
 from .session import Session
 from .web import UI
@@ -28,33 +28,20 @@ class SourceTable:
     locations: list[str]
     routes: list[dict[str, Any]]
     types: list[tuple[str, str]]
-    private: list[tuple[str, str, str]] = field(default_factory=list)
-    """Fields kept only hashed or masked, or dropped: (canonical field, vendor path, how)."""
+    private: list[tuple[str, str, str]]
 
 
-def _where(loc: str) -> str:
-    kind, _, name = loc.partition(":")
+def _where(kind: str, name: str) -> str:
     return {
         "query": f"query parameter {name}",
         "header": f"header {name}",
         "field": f"body field {name}",
         "bearer": "Authorization: Bearer",
-    }.get(kind, loc)
+    }.get(kind, f"{kind} {name}")
 
 
-def _table(m: CompiledMapping) -> SourceTable:
-    spec = m.spec
-    env = spec.envelope
-    types = sorted((vendor, t if isinstance(t, str) else t.type) for vendor, t in spec.types.items())
-    private = []
-    for canonical, f in spec.fields.items():
-        if isinstance(f, Field) and f.privacy:
-            private.append((canonical, ", ".join(f.from_), " + ".join(f.privacy)))
-    for t in spec.types.values():
-        if isinstance(t, TypeSpec):
-            for canonical, f in t.fields.items():
-                if isinstance(f, Field) and f.privacy:
-                    private.append((canonical, ", ".join(f.from_), " + ".join(f.privacy)))
+def _table(m: CompiledMapping, view: MappingView) -> SourceTable:
+    env = m.envelope
     return SourceTable(
         name=m.source,
         mapping=m.name,
@@ -63,7 +50,7 @@ def _table(m: CompiledMapping) -> SourceTable:
         ],
         json_fields=list(env.json_fields),
         setting=env.credential.setting,
-        locations=[_where(loc) for loc in env.credential.locations],
+        locations=[_where(kind, name) for kind, name in locations(m)],
         routes=[
             {
                 "path": r.path,
@@ -78,8 +65,8 @@ def _table(m: CompiledMapping) -> SourceTable:
             }
             for r in env.routes
         ],
-        types=types,
-        private=sorted(set(private)),
+        types=view.types,
+        private=view.private,
     )
 
 
@@ -87,7 +74,7 @@ def _context(ui: UI, form: dict[str, str], result: dict[str, Any] | None) -> dic
     return {
         "title": "Mappings",
         "nav": "mappings",
-        "tables": [_table(ui.mappings[s]) for s in ui.sources],
+        "tables": [_table(ui.mappings[s], ui.described[s]) for s in ui.sources],
         "content_types": CONTENT_TYPES,
         "paths": sorted(
             {r.path for m in ui.mappings.values() for r in m.envelope.routes if r.responder == "ingest"}
@@ -123,7 +110,7 @@ async def playground(ui: UI, request: Request, session: Session) -> Response:
     p = preview(
         m, body, kept["content_type"], kept["path"] or "/", kept["query"], parse_headers(kept["headers"])
     )
-    view = body_view(p.stored_body, p.body_format, m.envelope, ui.event_roots[m.source], p.reasons)
+    view = body_view(p.stored_body, p.body_format, m.envelope, ui.event_roots(m.source), p.reasons)
     events = []
     for e in p.events:
         lines, _ = json_lines(e)

@@ -23,10 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..credentials import API_KEY_SETTING
 from ..ingest.body import read_body
 from ..mapping import CompiledMapping
-from ..mapping.paths import parse
 from ..problems import Problem
 from ..store.base import StorageError, Store
 from ..writer import Writer
+from .describe import MappingView, describe
 from .session import COOKIE, Session, Sessions
 
 if TYPE_CHECKING:
@@ -147,9 +147,11 @@ class UI:
         env.globals["source_slot"] = lambda name: slots.get(name, 0)
         env.globals["asset_version"] = _asset_version()
         self.templates = Jinja2Templates(env=env)
-        self.event_roots = {
-            name: [parse(r)[1] for r in m.spec.event_root] for name, m in service.mappings.items()
-        }
+        self.described = {name: describe(m) for name, m in service.mappings.items()}
+
+    def event_roots(self, source: str) -> list[list[str]]:
+        view: MappingView | None = self.described.get(source)
+        return view.event_roots if view else [[]]
 
     def base_url(self, request: Request) -> str:
         return self.public_url or str(request.base_url).rstrip("/")
