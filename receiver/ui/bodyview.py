@@ -21,9 +21,10 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from ..ingest.envelope import decode_inner, parse_form
-from ..mapping.paths import escape, parse
+from ..mapping.paths import escape
 from ..mapping.spec import Envelope
 from ..problems import Problem
+from .describe import pointer_tokens
 
 MAX_LINES = 4000
 _MISSING = object()
@@ -134,10 +135,7 @@ def _exists(node: Any, tokens: list[str]) -> bool:
 def locate(document: Any, path: str, event_roots: list[list[str]], batch: bool) -> tuple[str, bool]:
     """Where a reason's pointer lands in the body: (pointer, present). When the value is
     absent (a required field), the pointer of its nearest present parent."""
-    try:
-        tokens = parse(path)[1] if path.startswith("/") else []
-    except ValueError:
-        tokens = []
+    tokens = pointer_tokens(path)
     prefix: list[str] = []
     item = document
     if batch and isinstance(document, list) and tokens and tokens[0].isdigit():
