@@ -26,6 +26,7 @@ from .read.api import ReadAPI
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
 from .store.sqlite import SQLiteStore
+from .ui import inspector
 from .writer import Writer
 
 log = logging.getLogger("receiver")
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *read_api.routes(),
+        inspector(service),
     ]
     app = Starlette(
         routes=routes,

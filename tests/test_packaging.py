@@ -1,6 +1,7 @@
 """What ships: the wheel and the sdist as `python -m build` makes them, the wheel installed
 into a fresh virtual environment and run from an unrelated folder (as `pip`/`pipx` users
-run it), and the Dockerfile built from that wheel."""
+run it), the inspector's templates and static files inside it, and the Dockerfile built
+from that wheel."""
 
 from __future__ import annotations
 
@@ -147,6 +148,11 @@ def test_wheel_carries_mappings_and_migrations_and_no_tests(dists: dict[str, Pat
         next(n for n in names if n.endswith(".dist-info/METADATA"))
     ).decode()
     assert "License-Expression: MIT" in metadata and "Project-URL: Changelog" in metadata
+    # The inspector's templates, script and style sheet: a wheel install serves /ui/.
+    ui = ROOT / "receiver" / "ui"
+    shipped = {f"receiver/ui/templates/{p.name}" for p in (ui / "templates").glob("*.html")}
+    shipped |= {f"receiver/ui/static/{p.name}" for p in (ui / "static").iterdir()}
+    assert "receiver/ui/static/ui.js" in shipped and not shipped - set(names)
 
 
 def _user_env(data_dir: Path) -> dict[str, str]:
