@@ -344,7 +344,7 @@ def _listing(page: str) -> dict[str, Any]:
 
 
 def read_api_paths() -> dict[str, Any]:
-    """``/v1``: every route with its parameters (CONTRACT section 7)."""
+    """``/v1``: every route with its parameters (docs/read-api.md)."""
     unauthorized = _problem("missing or wrong API key")
     bad = _problem("a query parameter is invalid (named in errors[].path)")
     missing = _problem("not found")

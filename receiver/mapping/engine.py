@@ -229,7 +229,7 @@ def _identifier(name: str) -> str:
 
 
 def _normalize_lead(lead: dict[str, Any]) -> None:
-    """Rules every source shares (CONTRACT section 4): the email's hash and mask."""
+    """Rules every source shares (docs/events.md): the email's hash and mask."""
     email = lead.get("email")
     if isinstance(email, str):
         email = email.strip().lower()

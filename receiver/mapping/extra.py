@@ -1,5 +1,5 @@
 """``extra``: what of an item its event type's plan does not read, shaped as the vendor
-sent it, so nothing is lost (CONTRACT section 3)."""
+sent it, so nothing is lost (docs/events.md)."""
 
 from __future__ import annotations
 

@@ -72,6 +72,9 @@ class Credential(Base, kw_only=True):
     locations: list[Location]
     """Where a request carries it, in order of preference (the first is the one the start-up
     banner shows)."""
+    generate: Literal["token", "uuid"] = "token"
+    """The form of a generated secret: a random URL-safe token, or a random UUID where the
+    vendor's client accepts nothing else (Croct's SDK validates its appId as a UUID)."""
 
     def __post_init__(self) -> None:
         if not self.locations:
@@ -103,7 +106,7 @@ class Credential(Base, kw_only=True):
 
 class Answer(Base, kw_only=True):
     style: Literal["standard", "ok", "success_flag"] = "standard"
-    """standard: 202/200 JSON of CONTRACT section 2. ok: the same bodies, always 200.
+    """standard: 202/200 JSON of docs/webhooks.md. ok: the same bodies, always 200.
     success_flag: ``{"success": true, "message", …echo}`` / ``{"success": false, "error"}``."""
     message: str = ""
     echo: list[str] = []
