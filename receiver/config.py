@@ -38,6 +38,8 @@ class Settings:
     batch_max: int = 512
     api_key: str | None = None
     busy_timeout_ms: int = 5000
+    destinations_file: Path | None = None
+    """Where events are forwarded (receiver/forward); None: nowhere."""
     #: Credentials given in the environment, by variable name (RECEIVER_KARTRA_TOKEN, ...).
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -57,6 +59,9 @@ class Settings:
             batch_max=_int(env, "RECEIVER_BATCH_MAX", 512, minimum=1),
             api_key=env.get("RECEIVER_API_KEY") or None,
             busy_timeout_ms=_int(env, "RECEIVER_SQLITE_BUSY_TIMEOUT_MS", 5000),
+            destinations_file=Path(env["RECEIVER_DESTINATIONS_FILE"])
+            if env.get("RECEIVER_DESTINATIONS_FILE")
+            else None,
             env=env,
         )
 
