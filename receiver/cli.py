@@ -1,4 +1,5 @@
-"""The ``receiver`` command: ``serve``, ``mappings check``."""
+"""The ``receiver`` command: ``serve``, ``mappings check``, ``replay``, ``export``,
+``migrate-store``, ``destinations check``, ``forward``."""
 
 from __future__ import annotations
 
@@ -202,6 +203,123 @@ def cmd_migrate_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_destinations_check(args: argparse.Namespace) -> int:
+    from .forward import ForwardConfigError, load_destinations
+
+    settings = Settings.from_env()
+    path = Path(args.file) if args.file else settings.destinations_file
+    if path is None:
+        print("error: give a FILE or set RECEIVER_DESTINATIONS_FILE", file=sys.stderr)
+        return 2
+    try:
+        sources: list[str] | None = sorted(load_dir(settings.mappings_dir))
+    except MappingError:
+        sources = None  # the mappings are checked by `mappings check`
+    try:
+        destinations = load_destinations(path, settings.env, sources)
+    except ForwardConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for d in destinations:
+        what = [
+            d.format,
+            "sources=" + (",".join(sorted(d.sources)) if d.sources is not None else "all"),
+            "types=" + (",".join(d.types) if d.types is not None else "all"),
+            f"max_age={d.max_age:g}s timeout={d.timeout:g}s concurrency={d.concurrency}",
+        ]
+        if d.allow_private:
+            what.append("allow_private")
+        print(f"ok  {d.name:14} {d.shown_url}  " + "  ".join(what))
+    if not destinations:
+        print(f"ok  {path}: no destinations (nothing is forwarded)")
+    return 0
+
+
+def _utc(value: str) -> str:
+    from datetime import UTC, datetime
+
+    from .clock import rfc3339
+
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an RFC 3339 date-time") from None
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a time zone (Z or an offset)")
+    return rfc3339(t.astimezone(UTC))
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    """Send the stored events of a period to a destination again, as new messages."""
+    from rich.progress import Progress
+
+    from .app import make_store
+    from .forward import ForwardConfigError, Forwarding, load_destinations
+    from .store.base import EventQuery
+
+    settings = Settings.from_env()
+    if settings.destinations_file is None:
+        print("receiver: RECEIVER_DESTINATIONS_FILE is not set", file=sys.stderr)
+        return 2
+    try:
+        destinations = {d.name: d for d in load_destinations(settings.destinations_file, settings.env)}
+    except ForwardConfigError as e:
+        print(f"receiver: {e}", file=sys.stderr)
+        return 2
+    d = destinations.get(args.destination)
+    if d is None:
+        known = ", ".join(destinations)
+        print(f"receiver: no destination {args.destination!r}; known: {known}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        import time
+
+        import msgspec
+
+        store = make_store(settings)
+        await store.open()
+        forwarding = Forwarding.build([d], store)
+        try:
+            ids: list[str] = []
+            chunk: list[tuple[str, str, bytes]] = []
+            async for e in store.iter_events(EventQuery(since=args.since, until=args.until)):
+                if d.matches(e["source"], e["type"]):
+                    chunk.append((e["id"], e["delivery_id"], msgspec.json.encode(e)))
+                if len(chunk) >= 500:
+                    ids += await forwarding.outbox.enqueue(d.name, d.max_age, chunk)
+                    chunk = []
+            ids += await forwarding.outbox.enqueue(d.name, d.max_age, chunk)
+            await forwarding.forwarder.start()
+            states: dict[str, int] = {}
+            with Progress(disable=not sys.stderr.isatty() and not args.progress) as progress:
+                task = progress.add_task(f"forwarding to {d.name}", total=len(ids))
+                while True:
+                    states = await forwarding.outbox.states(ids)
+                    progress.update(task, completed=len(ids) - states.get("pending", 0))
+                    lane = forwarding.forwarder.lanes[d.name]
+                    down = lane.disabled or lane.circuit.state(time.time()) == "open"
+                    if not states.get("pending") or down:
+                        break  # every message was tried, or the destination is down
+                    await asyncio.sleep(0.2)
+            await forwarding.forwarder.stop()
+            states = await forwarding.outbox.states(ids)
+        finally:
+            await forwarding.forwarder.stop()
+            await store.close()
+        delivered = states.get("delivered", 0)
+        waiting = states.get("pending", 0) + states.get("retrying", 0)
+        print(
+            f"forwarded {len(ids)} events to {d.name}: delivered={delivered}"
+            f" waiting={waiting} failed={states.get('failed', 0)}"
+        )
+        if delivered < len(ids):
+            print("the rest stays in the outbox: a running `receiver serve` keeps retrying it")
+        return 0 if delivered == len(ids) else 1
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="receiver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--to", required=True, help="postgresql://… (the new RECEIVER_DATABASE_URL)")
     migrate.add_argument("--from", dest="source", help="the SQLite file (default: the configured one)")
     migrate.set_defaults(fn=cmd_migrate_store)
+    dests = sub.add_parser("destinations", help="forwarding destinations")
+    dsub = dests.add_subparsers(dest="destinations_command", required=True)
+    dcheck = dsub.add_parser(
+        "check", help="validate a destinations file (default: RECEIVER_DESTINATIONS_FILE)"
+    )
+    dcheck.add_argument("file", nargs="?")
+    dcheck.set_defaults(fn=cmd_destinations_check)
+    forward = sub.add_parser("forward", help="send the stored events of a period to a destination again")
+    forward.add_argument("--since", required=True, type=_utc, help="received_at >= (RFC 3339)")
+    forward.add_argument("--until", type=_utc, help="received_at < (RFC 3339)")
+    forward.add_argument("--destination", required=True, help="a destination name of the destinations file")
+    forward.add_argument("--progress", action="store_true", help="show the progress bar even when not a TTY")
+    forward.set_defaults(fn=cmd_forward)
     args = parser.parse_args(argv)
     result: int = args.fn(args)
     return result

@@ -359,12 +359,13 @@ class Outbox:
         return [r[0] for r in rows]
 
     async def states(self, ids: list[str]) -> dict[str, int]:
-        """How many of these messages are in each state."""
+        """How many of these messages are in each state (``retrying``: pending, tried)."""
         out: dict[str, int] = {}
         for start in range(0, len(ids), 1000):
             for r in await self.store._all(
-                f"SELECT state, count(*) AS n FROM messages WHERE id {self._in_ids} GROUP BY state",  # noqa: S608
+                "SELECT CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying' ELSE state END AS s,"  # noqa: S608
+                f" count(*) AS n FROM messages WHERE id {self._in_ids} GROUP BY 1",
                 (self._ids(ids[start : start + 1000]),),
             ):
-                out[r["state"]] = out.get(r["state"], 0) + r["n"]
+                out[r["s"]] = out.get(r["s"], 0) + r["n"]
         return out
