@@ -321,3 +321,25 @@ def test_without_destinations_the_api_answers_empty(client: TestClient) -> None:
     assert client.get("/v1/messages", headers=KEY).json() == {"data": [], "next_cursor": None}
     assert client.post("/v1/destinations/crm/enable", headers=KEY).status_code == 404
     assert httpx is not None
+
+
+def test_the_circuit_opens_after_repeated_failures_then_probes(
+    tmp_path: Path, env: dict[str, str], sink: Sink
+) -> None:
+    sink.always["/crm"] = 500
+    d = destination("crm", sink.url("/crm"), concurrency=1, retry={"first": "1500ms", "max_interval": "3s"})
+    with forwarding_app(tmp_path, env, d) as client:
+        for i in range(10):
+            croct(client, {**PAGE, "url": f"https://shop.example/p/{i}"})
+
+        def state() -> Any:
+            return client.get("/v1/destinations", headers=KEY).json()["data"][0]["circuit"]
+
+        wait_for(lambda: state() == "open", timeout=10)
+        tried = len(sink.received)
+        assert tried >= 5  # five failures in a row open it
+        time.sleep(1.0)
+        assert len(sink.received) == tried  # open: nothing is sent
+        sink.always["/crm"] = 204
+        sink.wait("/crm", 10, timeout=20)  # a probe succeeds, the circuit closes, the rest follows
+        assert state() == "closed"

@@ -31,6 +31,11 @@ class Circuit:
             return "half_open"
         return "closed"
 
+    def can_send(self, now: float) -> bool:
+        """Whether a message may be sent now (without taking the half-open probe)."""
+        state = self.state(now)
+        return state == "closed" or (state == "half_open" and not self.probing)
+
     def allowance(self, now: float, wanted: int) -> int:
         """How many messages may be sent now, out of ``wanted``."""
         state = self.state(now)
@@ -52,6 +57,8 @@ class Circuit:
 
     def failure(self, now: float) -> bool:
         """Count a failure; True when it opens the circuit."""
+        if self.until > now:
+            return False  # already open: attempts that were in flight when it opened
         self.failures += 1
         if self.probing or self.failures >= self.threshold:
             self.probing = False

@@ -103,7 +103,7 @@ class Forwarder:
         self._released: list[str] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._next_due: float | None = None
+        self._next_due: dict[str, float] = {}
         self._next_sweep = 0.0
         self._failing = False
 
@@ -183,17 +183,15 @@ class Forwarder:
                 await asyncio.sleep(POLL_SECONDS)
 
     def _sleep_time(self, now: float) -> float:
+        """Until a lane that can take messages has one due, a circuit reopens, or a poll."""
         until = now + POLL_SECONDS
-        has_room = False
-        for lane in self.lanes.values():
+        for name, lane in self.lanes.items():
             if lane.disabled:
                 continue
             if lane.circuit.state(now) == "open":
                 until = min(until, lane.circuit.until)
-            elif lane.room() > 0:
-                has_room = True
-        if has_room and self._next_due is not None:
-            until = min(until, self._next_due)
+            elif lane.room() > 0 and lane.circuit.can_send(now) and name in self._next_due:
+                until = min(until, self._next_due[name])
         return max(0.0, until - now)
 
     async def _cycle(self) -> None:
@@ -207,8 +205,9 @@ class Forwarder:
         except BaseException:
             self._outcomes[:0] = outcomes
             self._released[:0] = released
-            for lane in self.lanes.values():
-                lane.circuit.give_back_probe()
+            for name, lane in self.lanes.items():
+                if wants[name][0] > 0:  # a probe taken for this cycle was not sent
+                    lane.circuit.give_back_probe()
             raise
         if sweep:
             self._next_sweep = now + SWEEP_SECONDS
@@ -216,7 +215,7 @@ class Forwarder:
         for name, lane in self.lanes.items():
             lane.disabled = name in result.disabled
             claimed = result.claimed.get(name, [])
-            if not claimed:
+            if not claimed and wants[name][0] > 0:
                 lane.circuit.give_back_probe()
             for message in claimed:
                 lane.queue.put_nowait(message)

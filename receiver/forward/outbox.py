@@ -73,8 +73,8 @@ class Outcome(msgspec.Struct, kw_only=True):
 class Cycle(msgspec.Struct):
     claimed: dict[str, list[Claimed]]
     disabled: set[str]
-    next_due: float | None
-    """When the earliest unclaimed pending message of the asked destinations is due."""
+    next_due: dict[str, float]
+    """Per asked destination, when its earliest unclaimed pending message is due."""
 
 
 class Outbox:
@@ -119,7 +119,7 @@ class Outbox:
                 )
             disabled = {r[0] for r in await x.all("SELECT name FROM destination_state", ())}
             claimed: dict[str, list[Claimed]] = {}
-            next_due: float | None = None
+            next_due: dict[str, float] = {}
             for name, (n, lease) in wants.items():
                 if name in disabled:
                     continue
@@ -131,8 +131,7 @@ class Outbox:
                     (name, stamp),
                 )
                 if row is not None and row[0] is not None:
-                    due = epoch(row[0])
-                    next_due = due if next_due is None else min(next_due, due)
+                    next_due[name] = epoch(row[0])
             return Cycle(claimed, disabled, next_due)
 
         return await self.store.transact(work)
