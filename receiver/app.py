@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     store = make_store(settings)
     metrics = Metrics(lambda: writer.depth)
-    forwarding = Forwarding.from_settings(settings, store, sorted(mappings), metrics)
+    forwarding = Forwarding.from_settings(settings, store, sorted(mappings), metrics, lambda: writer.depth)
     writer = Writer(
         store,
         settings.queue_size,

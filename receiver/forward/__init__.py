@@ -11,6 +11,7 @@ with a circuit breaker) -> message (the body in its format, the signature) -> tr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -34,25 +35,35 @@ class Forwarding:
 
     @classmethod
     def build(
-        cls, destinations: list[Destination], store: object, metrics: Metrics | None = None
+        cls,
+        destinations: list[Destination],
+        store: object,
+        metrics: Metrics | None = None,
+        pressure: Callable[[], int] | None = None,
     ) -> Forwarding:
         outbox = Outbox(cast(OutboxStore, store))
         return cls(
             {d.name: d for d in destinations},
             Router(destinations),
             outbox,
-            Forwarder(outbox, destinations, metrics),
+            Forwarder(outbox, destinations, metrics, pressure),
         )
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, store: object, sources: list[str], metrics: Metrics | None = None
+        cls,
+        settings: Settings,
+        store: object,
+        sources: list[str],
+        metrics: Metrics | None = None,
+        pressure: Callable[[], int] | None = None,
     ) -> Forwarding | None:
-        """None when no destinations file is configured (or it lists none)."""
+        """None when no destinations file is configured (or it lists none). ``pressure``:
+        deliveries waiting for the writer (forwarding slows down while there are some)."""
         if settings.destinations_file is None:
             return None
         destinations = load_destinations(settings.destinations_file, settings.env, sources)
-        return cls.build(destinations, store, metrics) if destinations else None
+        return cls.build(destinations, store, metrics, pressure) if destinations else None
 
     async def refresh_metrics(self, metrics: Metrics) -> None:
         pending = await self.outbox.pending()

@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 
 import httpx
 import msgspec
@@ -35,9 +36,15 @@ from .transport import PrivateAddressRefused, client_for
 log = logging.getLogger("receiver.forward")
 
 POLL_SECONDS = 1.0
-GATHER_SECONDS = 0.005
-"""Pause before a cycle, so that outcomes and commits arriving together share it."""
+CYCLE_SECONDS = 0.05
+"""Least time between two cycles: outcomes and commits arriving together share one."""
+BUSY_CYCLE_SECONDS = 0.2
+BUSY_CLAIM = 10
+"""While deliveries wait for the writer (ingest is saturated), a lane claims at most this
+many messages per cycle: forwarding yields the CPU to ingest and catches up after."""
+BUSY_HOLD_SECONDS = 1.0
 SWEEP_SECONDS = 10.0
+STOP_SECONDS = 10.0
 LEASE_MARGIN_SECONDS = 5.0
 WINDOW = 4
 """A lane holds at most ``WINDOW * concurrency`` claimed messages (queued or in flight)."""
@@ -73,10 +80,11 @@ class Lane:
     def room(self) -> int:
         return max(0, self.window - self.queue.qsize() - len(self.in_flight))
 
-    def want(self, now: float) -> int:
+    def want(self, now: float, cap: int | None = None) -> int:
         if self.disabled:
             return 0
-        return self.circuit.allowance(now, self.room())
+        room = self.room()
+        return self.circuit.allowance(now, room if cap is None else min(room, cap))
 
     def sendable(self, now: float) -> bool:
         return not self.disabled and self.circuit.state(now) != "open"
@@ -94,8 +102,11 @@ class Forwarder:
         outbox: Outbox,
         destinations: list[Destination],
         metrics: Metrics | None = None,
+        pressure: Callable[[], int] | None = None,
     ) -> None:
         self.outbox = outbox
+        self.pressure = pressure
+        """Deliveries waiting for the writer (ingest pressure), when known."""
         self.lanes = {d.name: Lane(d) for d in destinations}
         self.metrics = metrics
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -106,6 +117,9 @@ class Forwarder:
         self._next_due: dict[str, float] = {}
         self._next_sweep = 0.0
         self._failing = False
+        self._stopping = False
+        self._last_cycle = 0.0
+        self._busy_until = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -122,9 +136,11 @@ class Forwarder:
         attempt cut short is given back too: it will be sent again, with the same id)."""
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._stopping = True  # let a cycle under way finish: its claims are then known
+        self._wake.set()
+        # If the store hangs, give up: what it did not record is sent again later.
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(self._task, STOP_SECONDS)
         self._task = None
         for lane in self.lanes.values():
             for w in lane.workers:
@@ -162,13 +178,17 @@ class Forwarder:
 
     # -- the loop ------------------------------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             delay = self._sleep_time(time.time())
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
-            await asyncio.sleep(GATHER_SECONDS)
+            now = time.time()
+            interval = BUSY_CYCLE_SECONDS if now < self._busy_until else CYCLE_SECONDS
+            await asyncio.sleep(max(0.001, self._last_cycle + interval - now))
+            if self._stopping:
+                return
             try:
                 await self._cycle()
                 if self._failing:
@@ -195,10 +215,16 @@ class Forwarder:
         return max(0.0, until - now)
 
     async def _cycle(self) -> None:
-        now = time.time()
+        now = self._last_cycle = time.time()
+        if self.pressure is not None and self.pressure() > 0:
+            self._busy_until = now + BUSY_HOLD_SECONDS
+        busy = now < self._busy_until
         outcomes, self._outcomes = self._outcomes, []
         released, self._released = self._released, []
-        wants = {name: (lane.want(now), lane.lease) for name, lane in self.lanes.items()}
+        wants = {
+            name: (lane.want(now, BUSY_CLAIM if busy else None), lane.lease)
+            for name, lane in self.lanes.items()
+        }
         sweep = now >= self._next_sweep
         try:
             result = await self.outbox.cycle(self.owner, outcomes, released, wants, sweep)
