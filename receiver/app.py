@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from .accesslog import AccessLog
 from .config import ConfigError, Settings
-from .credentials import Credentials, load_credentials
+from .credentials import Credentials, load_credentials, required
 from .forward import Forwarding
 from .ingest.endpoint import Ingest, build_sources
 from .mapping import CompiledMapping, load_dir
@@ -29,6 +29,7 @@ from .read.destinations import openapi_paths as destination_paths
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
 from .store.sqlite import SQLiteStore
+from .ui import inspector
 from .writer import Writer
 
 log = logging.getLogger("receiver")
@@ -60,9 +61,7 @@ def make_store(settings: Settings) -> Store:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     mappings = load_dir(settings.mappings_dir)
-    credentials = load_credentials(
-        settings.data_dir, settings.env, sorted({m.envelope.credential.setting for m in mappings.values()})
-    )
+    credentials = load_credentials(settings.data_dir, settings.env, required(mappings))
     store = make_store(settings)
     metrics = Metrics(lambda: writer.depth)
     forwarding = Forwarding.from_settings(settings, store, sorted(mappings), metrics, lambda: writer.depth)
@@ -143,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *read_api.routes(),
         *DestinationsAPI(forwarding, read_api.guard).routes(),
+        inspector(service),
     ]
     app = Starlette(
         routes=routes,

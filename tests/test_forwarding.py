@@ -1,4 +1,4 @@
-"""Forwarding to destinations (CONTRACT section 9), through the real app and a real HTTP
+"""Forwarding to destinations (docs/forwarding.md), through the real app and a real HTTP
 destination (tests/sink.py) that verifies every signature with ``standardwebhooks``."""
 
 from __future__ import annotations

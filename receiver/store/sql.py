@@ -65,9 +65,13 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
             return WriteResult(first, duplicate=True)
     replaced: set[bytes] = set()
     if req.replace:
-        if req.forward:
-            old = await x.all("SELECT data FROM events WHERE delivery_id = ?", (d.id,))
-            replaced = {bytes(r[0]) for r in old}
+        # The n-th event keeps the id the n-th event had: the same as ids.event_id gives,
+        # except for events stored before ids were derived (0.1), whose links survive too.
+        kept = await x.all("SELECT id, data FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
+        for event, row in zip(req.events, kept, strict=False):
+            event.id = row[0]
+        if req.forward:  # an event that comes out as it was is not forwarded again
+            replaced = {bytes(row[1]) for row in kept}
         await x.run("DELETE FROM events WHERE delivery_id = ?", (d.id,))
         await x.run(
             "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",
