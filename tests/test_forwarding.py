@@ -342,3 +342,16 @@ def test_the_circuit_opens_after_repeated_failures_then_probes(
         sink.always["/crm"] = 204
         sink.wait("/crm", 10, timeout=20)  # a probe succeeds, the circuit closes, the rest follows
         assert state() == "closed"
+
+
+def test_a_replay_that_changes_nothing_sends_nothing_again(
+    tmp_path: Path, env: dict[str, str], sink: Sink, backend: str
+) -> None:
+    with forwarding_app(tmp_path, env, destination("crm", sink.url("/crm"))) as client:
+        accepted = croct(client, LEAD)
+        sink.wait("/crm", 1)
+        again = client.post(f"/v1/deliveries/{accepted['delivery_id']}/replay", headers=KEY)
+        assert again.status_code == 200 and again.json()["events"] == accepted["events"]  # same ids
+        time.sleep(0.5)
+        assert len(sink.received) == 1
+        assert len(messages(client)) == 1
