@@ -17,12 +17,15 @@ from starlette.routing import Route
 from .accesslog import AccessLog
 from .config import ConfigError, Settings
 from .credentials import Credentials, load_credentials, required
+from .forward import Forwarding
 from .ingest.endpoint import Ingest, build_sources
 from .mapping import CompiledMapping, load_dir
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openapi import build_openapi
 from .problems import Problem
 from .read.api import ReadAPI
+from .read.destinations import DestinationsAPI
+from .read.destinations import openapi_paths as destination_paths
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
 from .store.sqlite import SQLiteStore
@@ -41,6 +44,7 @@ class Service:
     store: Store
     writer: Writer
     metrics: Metrics
+    forwarding: Forwarding | None = None
 
 
 def make_store(settings: Settings) -> Store:
@@ -59,9 +63,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     mappings = load_dir(settings.mappings_dir)
     credentials = load_credentials(settings.data_dir, settings.env, required(mappings))
     store = make_store(settings)
-    writer = Writer(store, settings.queue_size, settings.batch_max)
     metrics = Metrics(lambda: writer.depth)
-    service = Service(settings, mappings, credentials, store, writer, metrics)
+    forwarding = Forwarding.from_settings(settings, store, sorted(mappings), metrics, lambda: writer.depth)
+    writer = Writer(
+        store,
+        settings.queue_size,
+        settings.batch_max,
+        route=forwarding.router.route if forwarding else None,
+        committed=forwarding.forwarder.wake if forwarding else None,
+    )
+    service = Service(settings, mappings, credentials, store, writer, metrics, forwarding)
     ingest = Ingest(
         build_sources(mappings, credentials, settings.dedup_window_seconds),
         writer,
@@ -69,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.max_body_bytes,
     )
     read_api = ReadAPI(store, writer, mappings, credentials.get("RECEIVER_API_KEY"))
-    openapi = build_openapi(mappings)
+    openapi = build_openapi(mappings, destination_paths())
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -89,6 +100,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:
+        if forwarding is not None:
+            with contextlib.suppress(StorageError):
+                await forwarding.refresh_metrics(metrics)
         return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi_endpoint(request: Request) -> Response:
@@ -98,9 +112,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         await writer.start()
+        if forwarding is not None:
+            await forwarding.forwarder.start()
         try:
             yield
         finally:
+            if forwarding is not None:
+                await forwarding.forwarder.stop()
             await writer.stop()
             await store.close()
 
@@ -123,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *read_api.routes(),
+        *DestinationsAPI(forwarding, read_api.guard).routes(),
         inspector(service),
     ]
     app = Starlette(

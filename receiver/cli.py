@@ -210,6 +210,7 @@ async def _offline(fn: Any) -> int:
     """Open the configured store and a writer in this process, run ``fn(service)``. Needs
     no credentials, and generates none."""
     from .app import Service, make_store
+    from .forward import Forwarding
     from .metrics import Metrics
     from .writer import Writer
 
@@ -217,7 +218,11 @@ async def _offline(fn: Any) -> int:
     await existing_store(settings)
     mappings = load_dir(settings.mappings_dir)
     store = make_store(settings)
-    writer = Writer(store, settings.queue_size, settings.batch_max)
+    # A replay whose events change forwards the new version (the running service sends it).
+    forwarding = Forwarding.from_settings(settings, store, sorted(mappings))
+    writer = Writer(
+        store, settings.queue_size, settings.batch_max, route=forwarding.router.route if forwarding else None
+    )
     await store.open()
     await writer.start()
     try:
@@ -331,6 +336,116 @@ def cmd_migrate_store(args: argparse.Namespace) -> int:
         copied = asyncio.run(copy_sqlite_to_postgres(source, args.to, progress))
     print("copied " + ", ".join(f"{t}={n}" for t, n in copied.items()))
     return 0
+
+
+def cmd_destinations_check(args: argparse.Namespace) -> int:
+    from .forward import ForwardConfigError, load_destinations
+
+    settings = Settings.from_env()
+    path = Path(args.file) if args.file else settings.destinations_file
+    if path is None:
+        raise CommandError("give a FILE or set RECEIVER_DESTINATIONS_FILE")
+    try:
+        sources: list[str] | None = sorted(load_dir(settings.mappings_dir))
+    except MappingError:
+        sources = None  # the mappings are checked by `mappings check`
+    try:
+        destinations = load_destinations(path, settings.env, sources)
+    except ForwardConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for d in destinations:
+        what = [
+            d.format,
+            "sources=" + (",".join(sorted(d.sources)) if d.sources is not None else "all"),
+            "types=" + (",".join(d.types) if d.types is not None else "all"),
+            f"max_age={d.max_age:g}s timeout={d.timeout:g}s concurrency={d.concurrency}",
+        ]
+        if d.allow_private:
+            what.append("allow_private")
+        print(f"ok  {d.name:14} {d.shown_url}  " + "  ".join(what))
+    if not destinations:
+        print(f"ok  {path}: no destinations (nothing is forwarded)")
+    return 0
+
+
+def _utc(value: str) -> str:
+    from datetime import UTC, datetime
+
+    from .clock import rfc3339
+
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an RFC 3339 date-time") from None
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a time zone (Z or an offset)")
+    return rfc3339(t.astimezone(UTC))
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    """Send the stored events of a period to a destination again, as new messages."""
+    from rich.progress import Progress
+
+    from .app import make_store
+    from .forward import Forwarding, load_destinations
+    from .store.base import EventQuery
+
+    settings = Settings.from_env()
+    if settings.destinations_file is None:
+        raise CommandError("RECEIVER_DESTINATIONS_FILE is not set")
+    destinations = {d.name: d for d in load_destinations(settings.destinations_file, settings.env)}
+    d = destinations.get(args.destination)
+    if d is None:
+        raise CommandError(f"no destination {args.destination!r}; known: {', '.join(destinations)}")
+
+    async def run() -> int:
+        import time
+
+        import msgspec
+
+        await existing_store(settings)
+        store = make_store(settings)
+        await store.open()
+        forwarding = Forwarding.build([d], store)
+        try:
+            ids: list[str] = []
+            chunk: list[tuple[str, str, bytes]] = []
+            async for e in store.iter_events(EventQuery(since=args.since, until=args.until)):
+                if d.matches(e["source"], e["type"]):
+                    chunk.append((e["id"], e["delivery_id"], msgspec.json.encode(e)))
+                if len(chunk) >= 500:
+                    ids += await forwarding.outbox.enqueue(d.name, d.max_age, chunk)
+                    chunk = []
+            ids += await forwarding.outbox.enqueue(d.name, d.max_age, chunk)
+            await forwarding.forwarder.start()
+            states: dict[str, int] = {}
+            with Progress(disable=not sys.stderr.isatty() and not args.progress) as progress:
+                task = progress.add_task(f"forwarding to {d.name}", total=len(ids))
+                while True:
+                    states = await forwarding.outbox.states(ids)
+                    progress.update(task, completed=len(ids) - states.get("pending", 0))
+                    lane = forwarding.forwarder.lanes[d.name]
+                    down = lane.disabled or lane.circuit.state(time.time()) == "open"
+                    if not states.get("pending") or down:
+                        break  # every message was tried, or the destination is down
+                    await asyncio.sleep(0.2)
+            await forwarding.forwarder.stop()
+            states = await forwarding.outbox.states(ids)
+        finally:
+            await forwarding.forwarder.stop()
+            await store.close()
+        delivered = states.get("delivered", 0)
+        waiting = states.get("pending", 0) + states.get("retrying", 0)
+        print(
+            f"forwarded {len(ids)} events to {d.name}: delivered={delivered}"
+            f" waiting={waiting} failed={states.get('failed', 0)}"
+        )
+        if delivered < len(ids):
+            print("the rest stays in the outbox: a running `receiver serve` keeps retrying it")
+        return 0 if delivered == len(ids) else 1
+
+    return asyncio.run(run())
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -468,6 +583,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--from", dest="source", metavar="FILE", help="the SQLite file (default: the configured store's)"
     )
     migrate.set_defaults(fn=cmd_migrate_store)
+
+    dests = command(
+        "destinations",
+        "check a forwarding destinations file",
+        "Forwarding destinations (RECEIVER_DESTINATIONS_FILE, docs/forwarding.md): check.",
+    )
+    dsub = dests.add_subparsers(
+        dest="destinations_command", required=True, title="commands", metavar="COMMAND"
+    )
+    dcheck = dsub.add_parser(
+        "check",
+        help="validate a destinations file as the service would at start",
+        description="Validate a destinations file as the service would at start (the secrets are\n"
+        "read from the environment) and show each destination as it will be used.",
+        formatter_class=_Help,
+    )
+    dcheck.add_argument("file", nargs="?", help="the file (default: $RECEIVER_DESTINATIONS_FILE)")
+    dcheck.set_defaults(fn=cmd_destinations_check)
+
+    forward = command(
+        "forward",
+        "send the stored events of a period to a destination again",
+        "Send the stored events received in a period (those the destination's sources and types\n"
+        "match) to a destination again, as new messages, with a progress bar. Returns once each\n"
+        "has been tried; what waits for a retry is sent by the running service. The store must exist.",
+    )
+    forward.add_argument("--since", required=True, type=_utc, help="received_at >= this (RFC 3339; required)")
+    forward.add_argument("--until", type=_utc, help="received_at < this (RFC 3339; default: now)")
+    forward.add_argument(
+        "--destination", required=True, help="a destination name of RECEIVER_DESTINATIONS_FILE (required)"
+    )
+    forward.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when not a terminal (default: off)",
+    )
+    forward.set_defaults(fn=cmd_forward)
     return parser
 
 

@@ -56,6 +56,8 @@ class Settings:
     queue_size: int = 10_000
     batch_max: int = 512
     busy_timeout_ms: int = 5000
+    destinations_file: Path | None = None
+    """Where events are forwarded (receiver/forward); None: nowhere."""
     #: Credentials given in the environment, by variable name (RECEIVER_KARTRA_TOKEN, ...).
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -75,6 +77,9 @@ class Settings:
             queue_size=_int(env, "RECEIVER_QUEUE_SIZE", 10_000, minimum=1),
             batch_max=_int(env, "RECEIVER_BATCH_MAX", 512, minimum=1),
             busy_timeout_ms=_int(env, "RECEIVER_SQLITE_BUSY_TIMEOUT_MS", 5000),
+            destinations_file=Path(env["RECEIVER_DESTINATIONS_FILE"])
+            if env.get("RECEIVER_DESTINATIONS_FILE")
+            else None,
             env=env,
         )
 

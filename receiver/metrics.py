@@ -1,4 +1,5 @@
-"""Prometheus metrics: deliveries by source and outcome, ingest latency, queue depth."""
+"""Prometheus metrics: deliveries by source and outcome, ingest latency, queue depth, and
+forwarding (attempts by destination and outcome, pending messages, oldest pending age)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,33 @@ class Metrics:
         self._histograms: dict[str, Any] = {}
         depth = Gauge("receiver_queue_depth", "Deliveries waiting for the writer", registry=self.registry)
         depth.set_function(lambda: float(queue_depth()))
+
+        self.forward_attempts = Counter(
+            "receiver_forward_attempts",
+            "Forwarding attempts by destination and outcome (delivered, http_4xx, http_5xx, timeout,"
+            " error, refused)",
+            ["destination", "outcome"],
+            registry=self.registry,
+        )
+        self.forward_pending = Gauge(
+            "receiver_forward_pending_messages",
+            "Messages waiting to be delivered, by destination",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.forward_oldest = Gauge(
+            "receiver_forward_oldest_pending_seconds",
+            "Age of the oldest message waiting to be delivered, by destination",
+            ["destination"],
+            registry=self.registry,
+        )
+
+    def forward_attempt(self, destination: str, outcome: str) -> None:
+        self.forward_attempts.labels(destination, outcome).inc()
+
+    def forward_backlog(self, destination: str, pending: int, oldest_seconds: float) -> None:
+        self.forward_pending.labels(destination).set(pending)
+        self.forward_oldest.labels(destination).set(oldest_seconds)
 
     def observe(self, source: str, status: str, seconds: float) -> None:
         # Looking a labelled child up costs more than using it: keep them.

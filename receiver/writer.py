@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from .store.base import StorageError, Store, WriteRequest, WriteResult
 
@@ -21,9 +22,20 @@ class Overloaded(Exception):
 
 
 class Writer:
-    def __init__(self, store: Store, queue_size: int = 10_000, batch_max: int = 512) -> None:
+    def __init__(
+        self,
+        store: Store,
+        queue_size: int = 10_000,
+        batch_max: int = 512,
+        route: Callable[[WriteRequest], None] | None = None,
+        committed: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.batch_max = batch_max
+        self.route = route
+        """Fills a request's ``forward`` (the messages to write with its events)."""
+        self.committed = committed
+        """Called after each committed batch (wakes the forwarder)."""
         self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteResult]]] = asyncio.Queue(
             maxsize=queue_size
         )
@@ -49,6 +61,8 @@ class Writer:
     async def submit(self, request: WriteRequest) -> WriteResult:
         if self._task is None or self._task.done():
             raise StorageError("the writer is not running")
+        if self.route is not None:
+            self.route(request)
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((request, future))
@@ -73,6 +87,8 @@ class Writer:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
+            if self.committed is not None:
+                self.committed()
             for (_, fut), res in zip(batch, results, strict=True):
                 if fut.done():
                     continue

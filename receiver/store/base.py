@@ -68,6 +68,15 @@ class Delivery(msgspec.Struct, kw_only=True):
     mapping: str | None = None
 
 
+class Outgoing(msgspec.Struct, frozen=True, array_like=True):
+    """A message to write with the events: event ``event`` (index) to ``destination``."""
+
+    event: int
+    destination: str
+    max_age: float
+    """Seconds after which an undelivered message is given up (``failed``)."""
+
+
 class WriteRequest(msgspec.Struct, kw_only=True):
     delivery: Delivery
     events: list[Event] = []
@@ -77,6 +86,9 @@ class WriteRequest(msgspec.Struct, kw_only=True):
     dedup: bool = True
     replace: bool = False
     """Replay: the delivery exists; its events are replaced, not doubled."""
+    forward: list[Outgoing] = []
+    """Messages to write in the same transaction (see receiver/forward); on a replay, only
+    for events that differ from the ones they replace."""
 
 
 class WriteResult(msgspec.Struct):

@@ -14,9 +14,9 @@ are read ``FOR UPDATE`` so a merge never overwrites traits another process just 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -25,9 +25,10 @@ from ..clock import now_rfc3339
 from .base import EventQuery, LeadQuery, StorageError, WriteRequest, WriteResult
 from .migrate import migrations
 from .reads import SQLReads, event_from_row
-from .sql import LeadCache, SQLLeadRepo, write_one
+from .sql import Executor, LeadCache, SQLLeadRepo, erase_messages, write_one
 from .sqlite import email_spellings
 
+T = TypeVar("T")
 MIGRATION_LOCK = 0x5EC1E7E5  # any constant: one migrator at a time across processes
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -83,6 +84,8 @@ def lock_keys(batch: list[WriteRequest]) -> list[str]:
 
 
 class PostgresStore(SQLReads):
+    dialect = "postgres"
+
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         query = parse_qsl(parts.query)
@@ -176,6 +179,15 @@ class PostgresStore(SQLReads):
                     raise _DeliveryFailed(e) from e
         return results
 
+    async def transact(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work`` in one transaction (portable SQL through ``sql.Executor``; used by the
+        forwarding outbox)."""
+        try:
+            async with self._p().acquire() as conn, conn.transaction():
+                return await work(PgExecutor(conn))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StorageError(str(e)) from e
+
     async def ping(self) -> None:
         try:
             async with self._p().acquire() as conn:
@@ -240,6 +252,7 @@ class PostgresStore(SQLReads):
                             needle,
                         )
                     )
+            await erase_messages(PgExecutor(conn), list(deliveries))
             await conn.execute("DELETE FROM events WHERE delivery_id = ANY($1::text[])", list(deliveries))
             await conn.execute("DELETE FROM deliveries WHERE id = ANY($1::text[])", list(deliveries))
             await conn.execute("DELETE FROM identities WHERE lead_id = ANY($1::text[])", ids)

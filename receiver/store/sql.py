@@ -7,12 +7,13 @@ row, identity resolution and the events are written here, once.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
 
-from ..clock import now_rfc3339, rfc3339
+from ..clock import now_rfc3339, rfc3339, rfc3339_epoch
 from ..events import Identity
 from ..ids import new_id
 from .base import WriteRequest, WriteResult
@@ -62,12 +63,15 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
         first = await find_duplicate(x, req)
         if first is not None:
             return WriteResult(first, duplicate=True)
+    replaced: set[bytes] = set()
     if req.replace:
         # The n-th event keeps the id the n-th event had: the same as ids.event_id gives,
         # except for events stored before ids were derived (0.1), whose links survive too.
-        kept = await x.all("SELECT id FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
+        kept = await x.all("SELECT id, data FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
         for event, row in zip(req.events, kept, strict=False):
             event.id = row[0]
+        if req.forward:  # an event that comes out as it was is not forwarded again
+            replaced = {bytes(row[1]) for row in kept}
         await x.run("DELETE FROM events WHERE delivery_id = ?", (d.id,))
         await x.run(
             "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",
@@ -91,16 +95,54 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
     for event, idents in zip(req.events, req.identities or [[]] * len(req.events), strict=True):
         event.lead_id = await resolve(repo, event, idents, now)
     if req.events:
+        data = [_enc(e) for e in req.events]
         await x.many(
             "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
             " received_at, lead_id, anonymous_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (e.id, e.delivery_id, e.source, e.type, e.source_type, e.occurred_at, e.received_at,
-                 e.lead_id, e.anonymous_id, _enc(e))
-                for e in req.events
+                 e.lead_id, e.anonymous_id, data[i])
+                for i, e in enumerate(req.events)
             ],
         )  # fmt: skip
+        if req.forward:
+            await write_messages(x, req, data, replaced, now)
     return WriteResult(d.id)
+
+
+# -- the forwarding outbox (receiver/forward) ------------------------------------------
+INSERT_MESSAGE = (
+    "INSERT INTO messages (id, destination, event_id, delivery_id, state, created_at,"
+    " next_attempt_at, expires_at, attempts, body) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?)"
+)
+
+
+async def write_messages(
+    x: Executor, req: WriteRequest, data: list[bytes], replaced: set[bytes], now: str
+) -> None:
+    """The messages of ``req.forward``, in one statement; each body is its event as stored
+    (``data``). On a replay an event identical to one it replaces is not sent again."""
+    expires: dict[float, str] = {}
+    rows = []
+    for out in req.forward:
+        body = data[out.event]
+        if body in replaced:
+            continue
+        until = expires.get(out.max_age)
+        if until is None:
+            until = expires[out.max_age] = rfc3339_epoch(time.time() + out.max_age)
+        event_id = req.events[out.event].id
+        rows.append((new_id(), out.destination, event_id, req.delivery.id, now, now, until, body))
+    if rows:
+        await x.many(INSERT_MESSAGE, rows)
+
+
+async def erase_messages(x: Executor, delivery_ids: list[str]) -> None:
+    """Erasure: the undelivered messages of these deliveries' events go, bodies and attempts
+    with them. A delivered message keeps no body; its record (when, where) stays."""
+    await x.many(
+        "DELETE FROM messages WHERE delivery_id = ? AND state <> 'delivered'", [(d,) for d in delivery_ids]
+    )
 
 
 class LeadCache:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 import aiosqlite
@@ -23,8 +24,9 @@ from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
 from .reads import SQLReads
 from .resolve import run_sync
-from .sql import LeadCache, SQLLeadRepo, write_one
+from .sql import Executor, LeadCache, SQLLeadRepo, erase_messages, write_one
 
+T = TypeVar("T")
 _encode = msgspec.json.encode
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -66,6 +68,8 @@ class _DeliveryFailed(Exception):
 
 
 class SQLiteStore(SQLReads):
+    dialect = "sqlite"
+
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
@@ -173,6 +177,29 @@ class SQLiteStore(SQLReads):
         x = SQLiteExecutor(conn)
         return run_sync(write_one(x, SQLLeadRepo(x, self._cache), req))
 
+    async def transact(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work`` in one write transaction on the writer thread (portable SQL through
+        ``sql.Executor``; used by the forwarding outbox)."""
+        try:
+            result: T = await self._run(self._transact_sync, work)
+        except sqlite3.Error as e:
+            raise StorageError(str(e)) from e
+        return result
+
+    def _transact_sync(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StorageError("the store is closed")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = run_sync(work(SQLiteExecutor(conn)))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
     async def ping(self) -> None:
         try:
             await self._run(self._ping_sync)
@@ -242,6 +269,7 @@ class SQLiteStore(SQLReads):
                             (needle,),
                         )
                     )
+            run_sync(erase_messages(SQLiteExecutor(conn), list(deliveries)))
             for d in deliveries:
                 conn.execute("DELETE FROM events WHERE delivery_id = ?", (d,))
                 conn.execute("DELETE FROM deliveries WHERE id = ?", (d,))
