@@ -25,11 +25,11 @@ from .openapi import build_openapi
 from .problems import Problem
 from .read.api import ReadAPI
 from .read.destinations import DestinationsAPI
-from .read.destinations import openapi_paths as destination_paths
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
 from .store.sqlite import SQLiteStore
 from .ui import inspector
+from .version import __version__
 from .writer import Writer
 
 log = logging.getLogger("receiver")
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.max_body_bytes,
     )
     read_api = ReadAPI(store, writer, mappings, credentials.get("RECEIVER_API_KEY"))
-    openapi = build_openapi(mappings, destination_paths())
+    openapi = build_openapi(mappings, __version__)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -329,6 +329,7 @@ _EVENT_FILTERS = [
     _query("since", "received_at >= (RFC 3339)", _TIME),
     _query("until", "received_at < (RFC 3339)", _TIME),
 ]
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _STATUS = _query("status", "accepted, unmapped or rejected", {"enum": ["accepted", "unmapped", "rejected"]})
 
 
@@ -444,12 +445,65 @@ def read_api_paths() -> dict[str, Any]:
                 "400",
             )
         },
+        # -- forwarding (docs/forwarding.md) --
+        "/v1/destinations": {
+            "get": op(
+                "the configured destinations: messages by state, oldest pending age, circuit",
+                [],
+                ("200", _response("{data: [destination]}")),
+                "400",
+            )
+        },
+        "/v1/destinations/{name}/retry-failed": {
+            "post": op(
+                "send every failed message of the destination again (fresh max_age)",
+                [_NAME],
+                ("200", _response("{destination, retried}")),
+                "404",
+            )
+        },
+        "/v1/destinations/{name}/enable": {
+            "post": op(
+                "re-enable a destination that answered 410 Gone; its pending messages are due now",
+                [_NAME],
+                ("200", _response("the destination")),
+                "404",
+            )
+        },
+        "/v1/messages": {
+            "get": op(
+                "forwarded messages with every attempt, newest first",
+                [
+                    _query("destination", "a configured destination name"),
+                    _query(
+                        "state", "pending, delivered or failed", {"enum": ["pending", "delivered", "failed"]}
+                    ),
+                    _query("event_id", "messages of this event"),
+                    *_PAGING,
+                ],
+                ("200", _response("a page: {data, next_cursor}")),
+                "400",
+            )
+        },
+        "/v1/messages/{id}": {
+            "get": op(
+                "one message with its attempts", [_id("message")], ("200", _response("the message")), "404"
+            )
+        },
+        "/v1/messages/{id}/retry": {
+            "post": {
+                **op(
+                    "send a failed (or waiting) message now, with a fresh max_age",
+                    [_id("message")],
+                    ("200", _response("the message")),
+                    "404",
+                ),
+            }
+        },
     }
 
 
-def build_openapi(
-    mappings: dict[str, CompiledMapping], extra_paths: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def build_openapi(mappings: dict[str, CompiledMapping], version: str = "0+unknown") -> dict[str, Any]:
     paths = hook_paths(mappings)
     paths["/healthz"] = {
         "get": {"summary": "process up", "security": [], "responses": {"200": _response("ok")}}
@@ -472,12 +526,11 @@ def build_openapi(
         "get": {"summary": "this document", "security": [], "responses": {"200": _response("OpenAPI 3.1")}}
     }
     paths.update(read_api_paths())
-    paths.update(extra_paths or {})
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "receiver",
-            "version": "0.1.0",
+            "version": version,
             "description": "Webhook receiver and normalizer for marketing platforms.",
         },
         "paths": paths,
