@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from .mapping import CompiledMapping
+from .store.base import Erasure
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -55,6 +58,7 @@ _LIST["content"] = {
     "text/csv": {"schema": {"type": "string"}},
 }
 _SECURED: dict[str, Any] = {"security": [{"bearer": []}]}
+_ERASURE = {"$ref": "#/components/schemas/Erasure"}
 
 
 def read_api_paths() -> dict[str, Any]:
@@ -110,10 +114,25 @@ def read_api_paths() -> dict[str, Any]:
             },
             "delete": {
                 **_SECURED,
-                "summary": "erase the lead, its events and their raw deliveries",
+                "summary": "erase the lead, its merged ids, its events and every delivery that names it",
                 "parameters": [_id("lead")],
-                "responses": {"204": _resp("erased"), "401": unauthorized, "404": missing},
+                "responses": {
+                    "200": _resp("erased and purged from the files (see caveat)", _ERASURE),
+                    "202": _resp("erased; the files still hold old copies, purged as soon as possible"
+                                 " (poll Location)", _ERASURE),
+                    "401": unauthorized,
+                    "404": missing,
+                    "503": _problem("storage unavailable (Retry-After)"),
+                },
             },
+        },
+        "/v1/erasures/{id}": {
+            "get": {
+                **_SECURED,
+                "summary": "one erasure: pending or complete, and what it removed (counts)",
+                "parameters": [_id("erasure")],
+                "responses": {"200": _resp("the erasure", _ERASURE), "401": unauthorized, "404": missing},
+            }
         },
         "/v1/leads/{id}/events": {
             "get": {
@@ -160,6 +179,9 @@ def read_api_paths() -> dict[str, Any]:
             }
         },
     }
+
+
+_, _ERASURE_SCHEMAS = msgspec.json.schema_components([Erasure], ref_template="#/components/schemas/{name}")
 
 
 def build_openapi(
@@ -247,6 +269,7 @@ def build_openapi(
                         },
                     },
                 },
+                **_ERASURE_SCHEMAS,
                 "Accepted": {
                     "type": "object",
                     "properties": {

@@ -569,6 +569,39 @@ class CompiledMapping:
             self._map_item(item, index, ctx, requires, outcome)
         return outcome
 
+    def identities_in(
+        self, document: Any, headers: dict[str, str], route: str, received_at: str
+    ) -> list[Identity]:
+        """The declared identities a document carries, whatever its type and errors: a
+        delivery that maps to nothing (or is rejected) still names people, and erasure
+        must find it by them."""
+        source_type, _ = self._routes.get(route, (None, []))
+        route_vars = {"source_type": source_type, "path": route}
+        meta = {"received_at": received_at, "source": self.source}
+        found: list[Identity] = []
+        for item in document if isinstance(document, list) else [document]:
+            if not isinstance(item, dict):
+                continue
+            for root in self._event_roots:
+                event = _get(item, root)
+                if isinstance(event, dict):
+                    # A scratch context: what fails to transform here is reported by map().
+                    for ident in self._identities_of(event, Ctx(item, headers, route_vars, meta)):
+                        if ident not in found:
+                            found.append(ident)
+                    break
+        return found
+
+    def _identities_of(self, event: dict[str, Any], ctx: Ctx) -> list[Identity]:
+        identities: list[Identity] = []
+        for ident in self._identities:
+            v = ident.fn(event, ctx, "")
+            if v is not None and not isinstance(v, dict | list):
+                found = Identity(ident.kind, tf._to_string(v, None, ctx), ident.known)
+                if found not in identities:
+                    identities.append(found)
+        return identities
+
     def _map_item(
         self, item: Any, index: int, ctx: Ctx, requires: list[tuple[list[str], str]], outcome: MapOutcome
     ) -> None:
@@ -627,13 +660,7 @@ class CompiledMapping:
         if len(outcome.errors) > n_errors:
             return  # the event breaks the vendor's rules: report each field once, map nothing
         out = tspec.run(event, ctx, "")
-        identities = []
-        for ident in self._identities:
-            v = ident.fn(event, ctx, "")
-            if v is not None and not isinstance(v, dict | list):
-                found = Identity(ident.kind, tf._to_string(v, None, ctx), ident.known)
-                if found not in identities:
-                    identities.append(found)
+        identities = self._identities_of(event, ctx)
         if len(outcome.errors) > n_errors:
             return
         lead = out.get("lead") or None

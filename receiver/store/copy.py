@@ -22,6 +22,9 @@ TABLES = {  # in foreign-key order
                "lead_id", "anonymous_id", "data"],
     "leads": ["id", "merged_into", "created_at", "updated_at", "traits", "trait_times"],
     "identities": ["kind", "value", "source", "known", "lead_id", "first_seen_at"],
+    "delivery_keys": ["kind", "value", "delivery_id"],
+    "erasures": ["id", "state", "requested_at", "completed_at", "leads", "identities", "events",
+                 "deliveries"],
 }  # fmt: skip
 
 
@@ -42,6 +45,9 @@ async def copy_sqlite_to_postgres(
                 while rows := cur.fetchmany(chunk):
                     if table == "identities":
                         rows = [(*r[:3], bool(r[3]), *r[4:]) for r in rows]
+                    elif table == "erasures":
+                        # Pending there means "the SQLite WAL still holds it": nothing to do here.
+                        rows = [(r[0], "complete", r[2], r[3] or r[2], *r[4:]) for r in rows]
                     await conn.executemany(insert, rows)
                     n += len(rows)
                     if progress is not None:
