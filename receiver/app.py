@@ -25,6 +25,7 @@ from .problems import Problem
 from .read.api import ReadAPI
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
+from .store.readiness import Readiness
 from .store.sqlite import SQLiteStore
 from .writer import Writer
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     store = make_store(settings)
     writer = Writer(store, settings.queue_size, settings.batch_max)
+    readiness = Readiness(store)
     metrics = Metrics(lambda: writer.depth)
     service = Service(settings, mappings, credentials, store, writer, metrics)
     ingest = Ingest(
@@ -77,13 +79,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         try:
-            await store.ping()
-        except (StorageError, Exception) as e:  # any failure means "not ready"
+            await readiness.check()  # a real write, bounded in time
+        except StorageError as e:
             return problem_response(
                 Problem(
                     503,
                     "Service Unavailable",
-                    f"storage not writable: {type(e).__name__}",
+                    f"storage not writable: {e}",
                     headers={"Retry-After": "1"},
                 )
             )
