@@ -35,6 +35,7 @@ def markers() -> list[bytes]:
             quote(EMAIL, safe=""),  # URL-encoded
             EMAIL.replace("@", "\\u0040"),  # JSON-escaped
             EMAIL.replace("@", "%5Cu0040"),  # JSON-escaped inside a URL-encoded field
+            EMAIL.replace("@", "&#64;"),  # HTML-escaped
             sha256_hex(EMAIL),
             FIRST,
             LAST,
@@ -85,6 +86,10 @@ def deliver_the_person(c: Any) -> str:
     assert r.status_code == 202, r.text
     r = c.post("/hooks/croct", json={"type": "leadGenerated", "lead": {"email": SENT}}, **AUTH["croct"])
     assert r.status_code == 202, r.text
+    # Rejected (a negative value), the address HTML-escaped by some form on the way.
+    html_escaped = {"type": "leadGenerated", "value": -1, "lead": {"email": SENT.replace("@", "&#64;")}}
+    r = c.post("/hooks/croct", json=html_escaped, **AUTH["croct"])
+    assert r.status_code == 422, r.text
     # Affitor keeps the email only as hash and mask: the stored body holds the hash.
     r = c.post(
         "/hooks/affitor/api/tracking/lead",
@@ -125,7 +130,7 @@ def test_erasure_finds_the_person_in_every_spelling_and_place(client: TestClient
     erasure = r.json()
     assert erasure["state"] == "complete" and erasure["caveat"]
     # Every delivery of the person, whatever its status; the other person's stays.
-    assert erasure["erased"]["deliveries"] == deliveries_before - 1 == 7
+    assert erasure["erased"]["deliveries"] == deliveries_before - 1 == 8
     assert db.count("deliveries") == 1
     if db.backend == "postgres":
         assert "VACUUM" in erasure["caveat"]

@@ -1,13 +1,16 @@
 """What a stored delivery names, so that erasure can find it.
 
-At write time every delivery records, in ``delivery_keys``, the identity keys it carried:
-the identities of its events, those of items that mapped to nothing or were rejected
-(``WriteRequest.carried``), the hash of every email address in its stored body and query,
-whatever its spelling, and every SHA-256 written there (a hashed email, as a privacy
-marker keeps it). Erasure finds each delivery of a person by these keys, through an index.
+At write time every delivery records, in ``delivery_keys``, the identity keys it carried.
+A mapped event's identities say it (the mapping knows where a vendor puts its people), and
+so do the declared identities of items that mapped to nothing or were rejected
+(``WriteRequest.carried``). A delivery that is not wholly accepted may also hold people
+the mapping never read: for those the stored body and query are searched too, for every
+email address however it is spelled (its hash becomes a key) and for hashed emails.
+Erasure then finds each delivery of a person by key, through an index, whatever its status.
 
-Reading stored bodies for the person's email (``spelled_in``) stays as the safety net:
-for deliveries stored before keys were recorded, and beyond ``MAX_KEYS``.
+Reading stored bytes for the person's email at erasure time (``spelled_in``) stays as the
+safety net: for deliveries stored before keys were recorded, for an address an accepted
+delivery carries outside its mapped fields, and beyond ``MAX_KEYS``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ from .base import WriteRequest
 
 MAX_KEYS = 64
 """Per delivery: a body stuffed with addresses costs no more rows than this."""
+WINDOW_BEFORE, WINDOW_AFTER = 200, 320
+"""Text decoded around each written ``@``: room for a long address, URL-encoded."""
 
 _JSON_ESCAPE = re.compile(r"\\+u([0-9a-f]{4})")
 _LOCAL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
-_SHA256 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 _WORD = re.compile(r"[a-z0-9]+")
+# How an "@" can be written: as is, URL-encoded (once or twice), JSON- or HTML-escaped.
+_AT = ("@", "%40", "%2540", "u0040", "&#64;", "&#x40;", "&commat;")
+# A hashed email as a privacy marker (or a vendor) writes it: {"sha256": "<hex>"}.
+_SHA256_FIELD = re.compile(r'sha256\\?"\s*:\s*\\?"([0-9a-f]{64})\b')
 EMAIL_HASH = "email_sha256"
 
 
@@ -37,11 +45,15 @@ def normalize(text: str) -> str:
     t = text.lower()
     for _ in range(3):
         before = t
-        t = unquote(t, errors="replace")
-        t = _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), t)
-        t = html.unescape(t).replace("\\", "").lower()
+        if "%" in t:
+            t = unquote(t, errors="replace")
+        if "\\" in t:
+            t = _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), t).replace("\\", "")
+        if "&" in t:
+            t = html.unescape(t)
         if t == before:
             break
+        t = t.lower()  # what was escaped may be upper case
     return t
 
 
@@ -69,6 +81,31 @@ def emails_in(text: str) -> list[str]:
     return found
 
 
+def emails_written_in(text: str) -> list[str]:
+    """Every email address in raw stored text, however it is spelled. Only the text
+    around each written ``@`` is decoded, so the cost follows the addresses, not the size
+    of the body (a megabyte of escapes costs a few windows)."""
+    low = text.lower()
+    spots: list[int] = []
+    for at in _AT:
+        i = low.find(at)
+        while i != -1 and len(spots) < 4 * MAX_KEYS:
+            spots.append(i)
+            i = low.find(at, i + 1)
+    found: dict[str, None] = {}
+    covered = -1
+    for i in sorted(spots):
+        if i < covered:
+            continue  # decoded with the previous window
+        end = i + WINDOW_AFTER
+        for email in emails_in(normalize(low[max(0, i - WINDOW_BEFORE) : end])):
+            found[email] = None
+        covered = end - WINDOW_AFTER // 2
+        if len(found) >= MAX_KEYS:
+            break
+    return list(found)
+
+
 def _texts(req: WriteRequest) -> list[str]:
     d = req.delivery
     out = [" ".join(f"{k}={v}" for k, v in d.query.items())] if d.query else []
@@ -85,16 +122,14 @@ def delivery_keys(req: WriteRequest) -> list[tuple[str, str]]:
             keys[(i.kind, i.value)] = None
     for i in req.carried:
         keys[(i.kind, i.value)] = None
+    if req.delivery.status == "accepted":
+        return list(keys)[:MAX_KEYS]
     for text in _texts(req):
-        clean = normalize(text)
-        for email in emails_in(clean):
+        for email in emails_written_in(text):
             keys[(EMAIL_HASH, email_hash(email))] = None
-        if len(keys) < MAX_KEYS:
-            # Any SHA-256 may be a hashed email; it is only ever compared with one.
-            for m in _SHA256.finditer(clean):
-                keys[(EMAIL_HASH, m.group(0))] = None
-                if len(keys) >= MAX_KEYS:
-                    break
+        if "sha256" in text or "SHA256" in text:
+            for m in _SHA256_FIELD.finditer(text.lower()):
+                keys[(EMAIL_HASH, m.group(1))] = None
     return list(keys)[:MAX_KEYS]
 
 

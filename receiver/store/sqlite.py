@@ -267,6 +267,15 @@ class SQLiteStore(SQLReads):
             raise StorageError(str(e)) from e
         if erasure is None:
             return None
+        # A read of our own (an API request in flight) holds the WAL for milliseconds: a
+        # few quick tries, off the writer thread between them, before answering pending.
+        for delay in (0.005, 0.02, 0.05):
+            if erasure.state == "complete":
+                break
+            await asyncio.sleep(delay)
+            completed_at = await self._run(self._try_purge)
+            if completed_at is not None:
+                erasure.state, erasure.completed_at = "complete", completed_at
         if erasure.state == "pending":
             self._start_purger()
         erasure.caveat = CAVEATS[erasure.state]
@@ -284,7 +293,7 @@ class SQLiteStore(SQLReads):
         if erasure is None:
             return None
         self._cache.clear()  # it may name what was erased
-        completed_at = self._purge_sync()
+        completed_at = self._try_purge()
         if completed_at is not None:
             erasure.state, erasure.completed_at = "complete", completed_at
         return erasure
@@ -307,6 +316,15 @@ class SQLiteStore(SQLReads):
         run_sync(complete_pending(SQLiteExecutor(conn), now))
         return now
 
+    def _try_purge(self) -> str | None:
+        """``_purge_sync``, where a failure only means "not yet": the erasure is committed
+        and stays pending, and the purger tries again."""
+        try:
+            return self._purge_sync()
+        except sqlite3.Error as e:
+            log.warning("WAL purge not possible yet: %s", type(e).__name__)
+            return None
+
     def _start_purger(self) -> None:
         if self._purger is None or self._purger.done():
             self._purger = asyncio.create_task(self._purge_until_done(), name="sqlite-purge")
@@ -315,12 +333,9 @@ class SQLiteStore(SQLReads):
         delay = 0.02
         while True:
             await asyncio.sleep(delay)
-            try:
-                if await self._run(self._purge_sync) is not None:
-                    log.info("pending erasures complete: the WAL was truncated")
-                    return
-            except (sqlite3.Error, StorageError) as e:
-                log.warning("WAL purge not possible yet: %s", type(e).__name__)
+            if await self._run(self._try_purge) is not None:
+                log.info("pending erasures complete: the WAL was truncated")
+                return
             delay = min(delay * 2, PURGE_RETRY_MAX_SECONDS)
 
     async def get_erasure(self, erasure_id: str) -> Erasure | None:
