@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from ..store.base import DeliveryQuery, EventQuery, LeadQuery, StorageError
 from ..writer import Writer
 from .export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
 
+log = logging.getLogger("receiver.read")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 MAX_LIMIT = 1000
 STATUSES = ("accepted", "unmapped", "rejected")
@@ -217,7 +219,8 @@ class ReadAPI:
         ``Location``). Either way the lead and its events answer 404 from now on."""
         try:
             erasure = await self.store.erase_lead(request.path_params["id"])
-        except StorageError:
+        except StorageError as e:
+            log.error("erasure not possible now: %s", e)
             raise _storage_unavailable() from None
         if erasure is None:
             raise Problem(404, "Not Found", "no such lead")

@@ -29,6 +29,9 @@ from .sql import Executor, Reader, identity_lock
 CHUNK = 500
 """Ids per ``IN (…)`` list and rows per scan step: far below every backend's limit."""
 SCAN_CHUNK = 2000
+SCAN_TARGETS = 32
+"""Targets per pass over the deliveries (a person has one or two; a lead merged from many
+people has as many as they had emails)."""
 
 # Tables whose rows belong to a delivery (by ``delivery_id``): they go with it.
 DELIVERY_ROWS = ("events", "delivery_keys")
@@ -91,34 +94,38 @@ async def survey(r: Reader, lead_id: str) -> Survey | None:
 
 async def scan(r: Reader, targets: list[str]) -> set[str]:
     """Ids of deliveries whose stored body or query spells one of ``targets``. SQL picks
-    candidates by words every usual spelling keeps; Python then reads each candidate with
-    its escapes undone. One chunk of rows per query, so no snapshot is held for long."""
-    if not targets:
-        return set()
-    tests, args = [], []
-    for t in targets:
-        words = prefilter_words(t) or [t]
-        for column, blob in (("body", True), ("query", False)):
-            tests.append("(" + " AND ".join(r.contains(column, blob) for _ in words) + ")")
-            args += words
-    hit = " OR ".join(tests)
-    sql = (
-        f"SELECT id, CASE WHEN {hit} THEN 1 ELSE 0 END FROM deliveries"  # noqa: S608
-        f" WHERE id > ? ORDER BY id LIMIT {SCAN_CHUNK}"
-    )
+    candidates by words every usual spelling keeps (the database does that work, beside
+    the writer and without holding Python); Python then reads each candidate with its
+    escapes undone. One chunk of rows per query, so no snapshot is held for long, and a
+    bounded number of targets per pass, so the SQL stays small."""
     found: set[str] = set()
-    after = ""
-    while True:
-        rows = await r.all(sql, (*args, after))
-        for row in rows:
-            if not row[1]:
-                continue
-            stored = await r.one("SELECT body, query FROM deliveries WHERE id = ?", (row[0],))
-            if stored is not None and (spelled_in(stored[0], targets) or spelled_in(stored[1], targets)):
-                found.add(str(row[0]))
-        if len(rows) < SCAN_CHUNK:
-            return found
-        after = rows[-1][0]
+    for group in (targets[i : i + SCAN_TARGETS] for i in range(0, len(targets), SCAN_TARGETS)):
+        tests, words = [], []
+        for t in group:
+            ws = prefilter_words(t) or [t]
+            for column in ("b", "q"):
+                tests.append("(" + " AND ".join(r.contains(column) for _ in ws) + ")")
+                words += ws
+        # Each row's text is lowered once (materialized), not once per test.
+        sql = (
+            "WITH chunk AS MATERIALIZED (SELECT id,"  # noqa: S608
+            f" {r.lower_text('body', True)} AS b, {r.lower_text('query', False)} AS q"
+            f" FROM deliveries WHERE id > ? ORDER BY id LIMIT {SCAN_CHUNK})"
+            f" SELECT id, CASE WHEN {' OR '.join(tests)} THEN 1 ELSE 0 END FROM chunk ORDER BY id"
+        )
+        after = ""
+        while True:
+            rows = await r.all(sql, (after, *words))
+            for row in rows:
+                if not row[1]:
+                    continue
+                stored = await r.one("SELECT body, query FROM deliveries WHERE id = ?", (row[0],))
+                if stored is not None and (spelled_in(stored[0], group) or spelled_in(stored[1], group)):
+                    found.add(str(row[0]))
+            if len(rows) < SCAN_CHUNK:
+                break
+            after = rows[-1][0]
+    return found
 
 
 async def _count_and_delete(x: Executor, table: str, column: str, ids: list[str]) -> int:

@@ -31,6 +31,7 @@ _JSON_ESCAPE = re.compile(r"\\+u([0-9a-f]{4})")
 _LOCAL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 _WORD = re.compile(r"[a-z0-9]+")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 # How an "@" can be written: as is, URL-encoded (once or twice), JSON- or HTML-escaped.
 _AT = ("@", "%40", "%2540", "u0040", "&#64;", "&#x40;", "&commat;")
 # A hashed email as a privacy marker (or a vendor) writes it: {"sha256": "<hex>"}.
@@ -143,6 +144,8 @@ def prefilter_words(needle: str) -> list[str]:
     """Words of a needle that every usual spelling keeps literally (URL and JSON escaping
     leave letters and digits alone), for a cheap search in SQL before ``spelled_in``: the
     longest run of letters and digits of the local part and of the domain."""
+    if _HEX64.fullmatch(needle):
+        return [needle[:20]]  # a hash: its start is rare enough, the check reads it whole
     words = []
     for part in needle.rpartition("@")[0::2]:
         runs = _WORD.findall(part)

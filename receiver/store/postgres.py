@@ -66,9 +66,11 @@ class PgExecutor:
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         await self.conn.executemany(pg(sql), rows)
 
-    def contains(self, column: str, blob: bool) -> str:
-        text = f"encode({column}, 'escape')" if blob else column
-        return f"strpos(lower({text}), ?) > 0"
+    def lower_text(self, column: str, blob: bool) -> str:
+        return f"lower(encode({column}, 'escape'))" if blob else f"lower({column})"
+
+    def contains(self, text: str) -> str:
+        return f"strpos({text}, ?) > 0"
 
 
 class PgLeadRepo(SQLLeadRepo):

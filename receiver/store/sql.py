@@ -32,8 +32,12 @@ class Reader(Protocol):
 
     async def all(self, sql: str, args: tuple[Any, ...]) -> list[Any]: ...
 
-    def contains(self, column: str, blob: bool) -> str:
-        """SQL, true when the lower-cased text of ``column`` contains the argument ``?``."""
+    def lower_text(self, column: str, blob: bool) -> str:
+        """SQL for the lower-cased text of a column (``blob``: of bytes)."""
+        ...
+
+    def contains(self, text: str) -> str:
+        """SQL, true when ``text`` contains the argument ``?``."""
         ...
 
 

@@ -4,6 +4,11 @@ All writes go through one connection on one dedicated thread (SQLite has one wri
 anyway); the group-commit writer hands it whole batches. Reads use aiosqlite
 connections of their own, which WAL lets run beside the writer.
 
+The WAL is copied into the database file by a checkpointer of its own (a connection and
+a thread), not by the writer: SQLite's automatic checkpoints run on the committing
+connection, so after a long reader let go the writer would copy the whole backlog while
+deliveries wait.
+
 Erasure (``erasure.py``) deletes in a short transaction, then purges the WAL: old page
 images of the erased rows stay in it until it is checkpointed and truncated, which SQLite
 can do only when no reader holds an older snapshot (a backup tool, a ``sqlite3`` shell).
@@ -18,7 +23,8 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,8 +47,9 @@ _PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA secure_delete=ON",
+    "PRAGMA wal_autocheckpoint=0",  # the Checkpointer's job
 )
-PURGE_RETRY_MAX_SECONDS = 1.0
+PURGE_RETRY_MAX_SECONDS = 0.25
 CAVEATS = {
     "pending": (
         "The erased rows can no longer be read, but older copies of their pages are still in"
@@ -76,12 +83,19 @@ class SQLiteExecutor:
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.conn.executemany(sql, rows)
 
-    def contains(self, column: str, blob: bool) -> str:
-        return contains(column, blob)
+    def lower_text(self, column: str, blob: bool) -> str:
+        return lower_text(column, blob)
+
+    def contains(self, text: str) -> str:
+        return contains(text)
 
 
-def contains(column: str, blob: bool) -> str:
-    return f"instr(lower(CAST({column} AS TEXT)), ?) > 0"
+def lower_text(column: str, blob: bool) -> str:
+    return f"lower(CAST({column} AS TEXT))"
+
+
+def contains(text: str) -> str:
+    return f"instr({text}, ?) > 0"
 
 
 class AioReader:
@@ -98,8 +112,11 @@ class AioReader:
         async with self.conn.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
-    def contains(self, column: str, blob: bool) -> str:
-        return contains(column, blob)
+    def lower_text(self, column: str, blob: bool) -> str:
+        return lower_text(column, blob)
+
+    def contains(self, text: str) -> str:
+        return contains(text)
 
 
 class SQLiteTransactions:
@@ -130,6 +147,64 @@ class SQLiteTransactions:
             raise
 
 
+class Checkpointer:
+    """Copies the WAL into the database file (a PASSIVE checkpoint: it never blocks the
+    writer, and copies only what no reader still needs) from its own connection, on a
+    worker thread, whenever the WAL has grown past SQLite's own threshold. Then ``finish``
+    has the writer copy the little written meanwhile: SQLite starts the WAL over only
+    once all of it is copied, which a copy beside a busy writer never quite reaches."""
+
+    INTERVAL_SECONDS = 0.25
+    THRESHOLD_BYTES = 1000 * 4096  # SQLite's default: 1000 pages
+
+    def __init__(self, path: Path, finish: Callable[[], Awaitable[None]]) -> None:
+        self.path = path
+        self.finish = finish
+        self.wal = path.with_name(path.name + "-wal")
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sqlite-checkpointer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.to_thread(self._close_sync)
+
+    async def checkpoint(self) -> None:
+        await asyncio.to_thread(self._checkpoint_sync)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.INTERVAL_SECONDS)
+            with contextlib.suppress(OSError):
+                if self.wal.stat().st_size < self.THRESHOLD_BYTES:
+                    continue
+            try:
+                await self.checkpoint()
+                await self.finish()
+            except sqlite3.Error as e:
+                log.warning("checkpoint failed: %s", type(e).__name__)
+
+    def _checkpoint_sync(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._conn.execute("PRAGMA busy_timeout=0")
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 def _owner_only(path: Path) -> None:
     """The database file is created readable by its owner only; SQLite gives the -wal and
     -shm files the same mode."""
@@ -145,6 +220,7 @@ class SQLiteStore(SQLReads):
         self._conn: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._cache = LeadCache()  # touched only on the writer thread
+        self._checkpointer = Checkpointer(path, lambda: self._run(self._checkpoint_sync))
         self._purger: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -154,6 +230,7 @@ class SQLiteStore(SQLReads):
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         self._reader.row_factory = aiosqlite.Row
+        self._checkpointer.start()
         if await pending_count(AioReader(self._reader)):
             self._start_purger()  # an erasure left pending by the last run
 
@@ -188,6 +265,7 @@ class SQLiteStore(SQLReads):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
             self._purger = None
+        await self._checkpointer.stop()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -216,6 +294,9 @@ class SQLiteStore(SQLReads):
     def _write_batch_sync(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
         self._cache.trim()
         return run_sync(write_batch(SQLiteTransactions(self._writer(), self._cache), batch))
+
+    def _checkpoint_sync(self) -> None:
+        self._writer().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     async def ping(self) -> None:
         try:
@@ -268,42 +349,49 @@ class SQLiteStore(SQLReads):
         if erasure is None:
             return None
         # A read of our own (an API request in flight) holds the WAL for milliseconds: a
-        # few quick tries, off the writer thread between them, before answering pending.
-        for delay in (0.005, 0.02, 0.05):
-            if erasure.state == "complete":
-                break
+        # few quick tries before answering pending.
+        for delay in (0, 0.005, 0.02, 0.05):
             await asyncio.sleep(delay)
-            completed_at = await self._run(self._try_purge)
+            completed_at = await self._purge()
             if completed_at is not None:
                 erasure.state, erasure.completed_at = "complete", completed_at
-        if erasure.state == "pending":
+                break
+        else:
             self._start_purger()
         erasure.caveat = CAVEATS[erasure.state]
         return erasure
 
     def _erase_sync(self, lead_id: str, scanned: set[str]) -> Erasure | None:
-        conn = self._writer()
-        tx = SQLiteTransactions(conn, self._cache)
+        tx = SQLiteTransactions(self._writer(), self._cache)
 
         async def in_transaction() -> Erasure | None:
             async with tx.transaction([]) as repo:
                 return await erase(repo.x, lead_id, scanned, new_id(), now_rfc3339(), "pending")
 
-        erasure = run_sync(in_transaction())
-        if erasure is None:
+        try:
+            return run_sync(in_transaction())
+        finally:
+            self._cache.clear()  # it may name what was erased
+
+    async def _purge(self) -> str | None:
+        """Copy the WAL into the database file beside the writer, then try to truncate it
+        from the writer thread (where only what was written since is left to copy). The
+        completion time, or None while a reader is in the way (or anything fails: the
+        erasure is committed and stays pending, and the purger tries again)."""
+        try:
+            await self._checkpointer.checkpoint()
+            completed_at: str | None = await self._run(self._purge_sync)
+        except sqlite3.Error as e:
+            log.warning("WAL purge not possible yet: %s", type(e).__name__)
             return None
-        self._cache.clear()  # it may name what was erased
-        completed_at = self._try_purge()
-        if completed_at is not None:
-            erasure.state, erasure.completed_at = "complete", completed_at
-        return erasure
+        return completed_at
 
     def _purge_sync(self) -> str | None:
         """One try, without waiting, to move every WAL frame into the database file and
         truncate the WAL to nothing; if it worked, every pending erasure is complete (and
-        the time is returned). On
-        the writer thread, between batches: no writer of ours is in the way, and a reader
-        that is makes it answer "busy" at once (busy timeout 0) instead of waiting."""
+        the time is returned). On the writer thread, between batches: no writer of ours is
+        in the way, and a reader that is makes it answer "busy" at once (busy timeout 0)
+        instead of waiting."""
         conn = self._writer()
         conn.execute("PRAGMA busy_timeout=0")
         try:
@@ -316,15 +404,6 @@ class SQLiteStore(SQLReads):
         run_sync(complete_pending(SQLiteExecutor(conn), now))
         return now
 
-    def _try_purge(self) -> str | None:
-        """``_purge_sync``, where a failure only means "not yet": the erasure is committed
-        and stays pending, and the purger tries again."""
-        try:
-            return self._purge_sync()
-        except sqlite3.Error as e:
-            log.warning("WAL purge not possible yet: %s", type(e).__name__)
-            return None
-
     def _start_purger(self) -> None:
         if self._purger is None or self._purger.done():
             self._purger = asyncio.create_task(self._purge_until_done(), name="sqlite-purge")
@@ -333,7 +412,7 @@ class SQLiteStore(SQLReads):
         delay = 0.02
         while True:
             await asyncio.sleep(delay)
-            if await self._run(self._try_purge) is not None:
+            if await self._purge() is not None:
                 log.info("pending erasures complete: the WAL was truncated")
                 return
             delay = min(delay * 2, PURGE_RETRY_MAX_SECONDS)
