@@ -8,6 +8,9 @@ the same delivery, or the same new person, at the same moment are serialised on 
 key, and the second sees what the first committed — one delivery, one lead. Lead rows
 are read ``FOR UPDATE`` so a merge never overwrites traits another process just wrote.
 
+Erasure (``erasure.py``) takes the same locks on the person's identities, and is complete
+once committed: what PostgreSQL keeps on disk afterwards is VACUUM's (``CAVEAT``).
+
 ``RECEIVER_DATABASE_URL=postgresql://host/db?schema=name`` puts the tables in a schema.
 """
 

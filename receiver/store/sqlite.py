@@ -180,11 +180,18 @@ class Checkpointer:
         await asyncio.to_thread(self._checkpoint_sync)
 
     async def _run(self) -> None:
+        seen = 0
         while True:
             await asyncio.sleep(self.INTERVAL_SECONDS)
-            with contextlib.suppress(OSError):
-                if self.wal.stat().st_size < self.THRESHOLD_BYTES:
-                    continue
+            try:
+                wal = self.wal.stat()
+            except OSError:
+                continue
+            # The file keeps its size when SQLite starts it over: nothing written since the
+            # last checkpoint (same mtime) means nothing to copy.
+            if wal.st_size < self.THRESHOLD_BYTES or wal.st_mtime_ns == seen:
+                continue
+            seen = wal.st_mtime_ns
             try:
                 await self.checkpoint()
                 await self.finish()
