@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from .accesslog import AccessLog
 from .config import ConfigError, Settings
-from .credentials import Credentials, load_credentials
+from .credentials import Credentials, load_credentials, required
 from .ingest.endpoint import Ingest, build_sources
 from .mapping import CompiledMapping, load_dir
 from .metrics import CONTENT_TYPE_LATEST, Metrics
@@ -27,6 +27,7 @@ from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
 from .store.readiness import Readiness
 from .store.sqlite import SQLiteStore
+from .ui import inspector
 from .writer import Writer
 
 log = logging.getLogger("receiver")
@@ -57,9 +58,7 @@ def make_store(settings: Settings) -> Store:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     mappings = load_dir(settings.mappings_dir)
-    credentials = load_credentials(
-        settings.data_dir, settings.env, sorted({m.envelope.credential.setting for m in mappings.values()})
-    )
+    credentials = load_credentials(settings.data_dir, settings.env, required(mappings))
     store = make_store(settings)
     writer = Writer(store, settings.queue_size, settings.batch_max)
     readiness = Readiness(store)
@@ -126,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *read_api.routes(),
+        inspector(service),
     ]
     app = Starlette(
         routes=routes,

@@ -1,17 +1,36 @@
-"""Configuration from environment variables (CONTRACT section 8)."""
+"""Configuration from environment variables (docs/configuration.md)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-
-DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
 
 class ConfigError(Exception):
     """A setting has a value the service cannot run with."""
+
+
+def shipped_mappings_dir() -> Path:
+    """Where the mapping files that ship with the service are: the one place that decides.
+
+    An installed wheel (pip, pipx, the Docker image) carries them as package data,
+    ``receiver/_mappings``. A source checkout (editable install, or ``python -m receiver``
+    from the repository) reads the repository's own ``mappings/``, so edits there take
+    effect without reinstalling. ``RECEIVER_MAPPINGS_DIR`` overrides both (``Settings``).
+    """
+    packaged = resources.files("receiver") / "_mappings"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parent.parent / "mappings"
+    if checkout.is_dir():
+        return checkout
+    raise ConfigError(
+        f"the shipped mapping files are missing from this installation ({packaged});"
+        " reinstall receiver-hooks, or set RECEIVER_MAPPINGS_DIR to a directory of mapping files"
+    )
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -46,7 +65,8 @@ class Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("RECEIVER_DATA_DIR") or "./data").resolve()
         database_url = env.get("RECEIVER_DATABASE_URL") or f"sqlite:///{data_dir / 'receiver.db'}"
-        mappings_dir = Path(env.get("RECEIVER_MAPPINGS_DIR") or DEFAULT_MAPPINGS_DIR)
+        given = env.get("RECEIVER_MAPPINGS_DIR")
+        mappings_dir = Path(given) if given else shipped_mappings_dir()
         return cls(
             data_dir=data_dir,
             database_url=database_url,

@@ -62,7 +62,7 @@ _ERASURE = {"$ref": "#/components/schemas/Erasure"}
 
 
 def read_api_paths() -> dict[str, Any]:
-    """``/v1``: every route with its parameters (CONTRACT section 7)."""
+    """``/v1``: every route with its parameters (docs/read-api.md)."""
     event_filters = [
         _q("source", "kartra, convead, croct, affitor, …"),
         _q("type", "canonical type, e.g. order.placed"),

@@ -205,8 +205,16 @@ def free_port() -> int:
 class Server:
     """``receiver serve`` as a child process."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self.data_dir = data_dir
+        self.command = command or [sys.executable, "-m", "receiver"]
+        self.cwd = cwd
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env if env is not None else make_env(data_dir))}
@@ -215,12 +223,12 @@ class Server:
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "serve", "--port", str(self.port)],
+            [*self.command, "serve", "--port", str(self.port)],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=ROOT,
+            cwd=self.cwd,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

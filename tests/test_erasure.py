@@ -1,4 +1,4 @@
-"""Erasure (CONTRACT section 6) over HTTP: it finds the person in every spelling and place,
+"""Erasure (docs/erasure.md) over HTTP: it finds the person in every spelling and place,
 answers pending while a reader holds the SQLite WAL, never stalls ingest, and completes
 (also across a restart) as soon as the reader lets go."""
 

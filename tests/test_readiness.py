@@ -1,4 +1,4 @@
-"""``/readyz`` tells whether a write would succeed right now (CONTRACT section 8), and never
+"""``/readyz`` tells whether a write would succeed right now (README, Operations), and never
 hangs: a full disk, a read-only store and a lock held elsewhere all answer 503 with
 Retry-After within about a second, and readiness returns when the store does."""
 

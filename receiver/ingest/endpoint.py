@@ -40,7 +40,7 @@ from .envelope import check_content_type, decode_inner, decode_outer
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-webhook-token", "x-app-key", "x-app-id"}
 )
-#: Query parameters never stored (CONTRACT section 1: token, app_key).
+#: Query parameters never stored (docs/webhooks.md: token, app_key).
 SECRET_QUERY = frozenset({"token", "app_key", "api_key", "key"})
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")

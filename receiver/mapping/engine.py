@@ -269,7 +269,7 @@ class _Compiler:
                     b = f"{base}{each_ptr}/{i}"
                     k = key_fn(x, ctx, b)
                     v = vfn(x, ctx, b) if k is not None else None
-                    if v is not None:  # an empty value is no entry (CONTRACT section 2)
+                    if v is not None:  # an empty value is no entry (docs/webhooks.md)
                         out_obj[str(k)] = v
                 return out_obj or None
 
@@ -704,7 +704,7 @@ def _walk_exists(node: Any, tokens: list[str]) -> bool:
 
 
 def _normalize_lead(lead: dict[str, Any]) -> None:
-    """Rules every source shares (CONTRACT section 4): the email's hash and mask."""
+    """Rules every source shares (docs/events.md): the email's hash and mask."""
     email = lead.get("email")
     if isinstance(email, str):
         email = email.strip().lower()

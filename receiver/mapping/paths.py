@@ -7,7 +7,7 @@
 ``@meta/name``    delivery facts: ``received_at``, ``source``
 ``*``             as a token, every element of an array (constraints and privacy only)
 
-Getters treat ``null`` and ``""`` as absent (CONTRACT section 2: empty strings are
+Getters treat ``null`` and ``""`` as absent (docs/webhooks.md: empty strings are
 absent values) and return None for anything absent.
 """
 

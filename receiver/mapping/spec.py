@@ -24,11 +24,14 @@ class Credential(Base, kw_only=True):
     locations: list[str]
     """Where a request carries it, in order: ``query:NAME``, ``header:NAME``, ``bearer``,
     ``field:NAME`` (a form or JSON body field)."""
+    generate: Literal["token", "uuid"] = "token"
+    """The form of a generated secret: a random URL-safe token, or a random UUID where the
+    vendor's client accepts nothing else (Croct's SDK validates its appId as a UUID)."""
 
 
 class Answer(Base, kw_only=True):
     style: Literal["standard", "ok", "success_flag"] = "standard"
-    """standard: 202/200 JSON of CONTRACT section 2. ok: the same bodies, always 200.
+    """standard: 202/200 JSON of docs/webhooks.md. ok: the same bodies, always 200.
     success_flag: ``{"success": true, "message", …echo}`` / ``{"success": false, "error"}``."""
     message: str = ""
     echo: list[str] = []

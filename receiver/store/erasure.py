@@ -1,4 +1,4 @@
-"""Erasure of a lead (CONTRACT section 6), once for every backend.
+"""Erasure of a lead (docs/erasure.md), once for every backend.
 
 In three steps, so that the writer is held only for deletes by key:
 
