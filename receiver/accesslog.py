@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,16 +17,19 @@ log = logging.getLogger("receiver.access")
 REDACTED_PARAMS = frozenset({"token", "app_key", "api_key", "key", "cid"})
 
 
-def redact_query(query: bytes) -> str:
+def redact_query(query: bytes, secret: frozenset[str] = REDACTED_PARAMS) -> str:
     if not query:
         return ""
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    return "?" + urlencode([(k, "***" if k.lower() in REDACTED_PARAMS else v) for k, v in pairs])
+    return "?" + urlencode([(k, "***" if k.lower() in secret else v) for k, v in pairs])
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, secret_query: Iterable[str] = ()) -> None:
+        """``secret_query``: query parameters that carry a credential (every mapping's
+        ``query:`` locations), redacted beside the usual names."""
         self.app = app
+        self.secret = REDACTED_PARAMS | {name.lower() for name in secret_query}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,7 +54,7 @@ class AccessLog:
                     client[0],
                     scope["method"],
                     scope["path"],
-                    redact_query(scope.get("query_string", b"")),
+                    redact_query(scope.get("query_string", b""), self.secret),
                     status,
                     (time.perf_counter() - started) * 1000,
                 )

@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.service = service
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, secret_query=[q for m in mappings.values() for q in m.credential.query])
     return app
 
 

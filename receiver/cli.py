@@ -43,19 +43,18 @@ def banner(
         return f"<{setting}>"
 
     for name, m in sorted(mappings.items()):
-        setting = m.envelope.credential.setting
+        setting = m.credential.setting
         secret = shown(setting)
         route = next((r for r in m.envelope.routes if r.responder == "ingest"), None)
         path = "" if route is None or route.path in ("", "/") else route.path
         url = f"{base_url}/hooks/{name}{path}"
-        loc = m.envelope.credential.locations[0]
-        kind, _, field = loc.partition(":")
-        if kind == "query":
-            lines.append(f"  {name:8} {url}?{field}={secret}")
-        elif kind == "header":
-            lines.append(f"  {name:8} {url}   (header {field}: {secret})")
-        elif kind == "field":
-            lines.append(f"  {name:8} {url}   (field {field}={secret})")
+        loc = m.credential.locations[0]
+        if loc.kind == "query":
+            lines.append(f"  {name:8} {url}?{loc.name}={secret}")
+        elif loc.kind == "header":
+            lines.append(f"  {name:8} {url}   (header {loc.name}: {secret})")
+        elif loc.kind == "field":
+            lines.append(f"  {name:8} {url}   (field {loc.name}={secret})")
         else:
             lines.append(f"  {name:8} {url}   (Authorization: Bearer {secret})")
     lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {shown(API_KEY_SETTING)})"]
@@ -137,6 +136,23 @@ def cmd_mappings_check(args: argparse.Namespace) -> int:
     print(f"mapping files in {directory}")
     for name, m in sorted(mappings.items()):
         print(f"ok  {m.name:14} {len(m.source_types):3} event types  ({name})")
+        if m.private:
+            print("    private: " + ", ".join(f"{key} ({', '.join(ops)})" for key, ops in m.private))
+    return 0
+
+
+def cmd_mappings_docs(args: argparse.Namespace) -> int:
+    from .mapping.docs import transforms_markdown, update
+
+    if args.update is None:
+        sys.stdout.write(transforms_markdown())
+        return 0
+    try:
+        changed = update(Path(args.update))
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.update}: {'updated' if changed else 'up to date'}")
     return 0
 
 
@@ -364,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     creds.set_defaults(fn=cmd_credentials)
 
     mappings = command(
-        "mappings", "check mapping files, or print their type table", "Mapping files: check, types."
+        "mappings",
+        "check mapping files, or print their type table or transform reference",
+        "Mapping files: check, types, docs.",
     )
     msub = mappings.add_subparsers(
         dest="mappings_command", required=True, title="commands", metavar="COMMAND"
@@ -386,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="directory of mapping files (default: $RECEIVER_MAPPINGS_DIR, else the shipped ones)",
         )
         p.set_defaults(fn=fn)
+    docs_help = "print the transform reference of mappings/README.md as Markdown, or --update that file"
+    docs = msub.add_parser("docs", help=docs_help, description=docs_help[0].upper() + docs_help[1:] + ".")
+    docs.add_argument(
+        "--update", metavar="README", help="rewrite the generated section of this file (default: print it)"
+    )
+    docs.set_defaults(fn=cmd_mappings_docs)
 
     replay = command(
         "replay",

@@ -55,7 +55,6 @@ class Settings:
     dedup_window_seconds: int = 600
     queue_size: int = 10_000
     batch_max: int = 512
-    api_key: str | None = None
     busy_timeout_ms: int = 5000
     #: Credentials given in the environment, by variable name (RECEIVER_KARTRA_TOKEN, ...).
     env: Mapping[str, str] = field(default_factory=dict)
@@ -75,7 +74,6 @@ class Settings:
             dedup_window_seconds=_int(env, "RECEIVER_DEDUP_WINDOW_SECONDS", 600),
             queue_size=_int(env, "RECEIVER_QUEUE_SIZE", 10_000, minimum=1),
             batch_max=_int(env, "RECEIVER_BATCH_MAX", 512, minimum=1),
-            api_key=env.get("RECEIVER_API_KEY") or None,
             busy_timeout_ms=_int(env, "RECEIVER_SQLITE_BUSY_TIMEOUT_MS", 5000),
             env=env,
         )

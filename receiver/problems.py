@@ -17,8 +17,6 @@ class FieldError(msgspec.Struct, frozen=True):
 class Problem(Exception):
     """An answer that is not a success: status, title, detail, offending fields."""
 
-    type_slug = "about:blank"
-
     def __init__(
         self,
         status: int,

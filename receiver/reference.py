@@ -14,10 +14,7 @@ from .mapping import CompiledMapping
 
 def vendor_types(m: CompiledMapping) -> dict[str, str]:
     """Vendor event name -> canonical type, in the mapping file's order."""
-    out: dict[str, str] = {}
-    for name, spec in m.spec.types.items():
-        out[name] = spec if isinstance(spec, str) else spec.type
-    return out
+    return {name: t.canonical for name, t in m.plan.types.items()}
 
 
 def _cell(names: list[str]) -> str:

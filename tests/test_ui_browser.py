@@ -20,13 +20,12 @@ import httpx
 import pytest
 from conftest import AUTH, ROOT, SECRETS, Server, make_env
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -134,13 +133,18 @@ def wait(driver: WebDriver, css: str, timeout: float = 5) -> WebElement:
 
 
 def follow(driver: WebDriver, element: WebElement, keys: str | None = None) -> None:
-    """Click (or type ``keys`` into) an element and wait for the next page to load."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    """Click (or type ``keys`` into) an element and wait until the next page has loaded."""
+    driver.execute_script("window.__leaving = true")
     if keys is None:
         element.click()
     else:
         element.send_keys(keys)
-    WebDriverWait(driver, 10).until(staleness_of(page))
+    # Mid-navigation the driver may raise anything about the old document: keep polling.
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__leaving === undefined && document.readyState === 'complete'"
+        )
+    )
     wait(driver, "main")
 
 
@@ -359,7 +363,7 @@ def test_live_mode_adds_new_deliveries(live_server: Server, browser: WebDriver) 
     r = post(live_server, "croct", json={"type": "pageOpened", "url": "https://live.example/"})
     new_id = r.json()["delivery_id"]
     try:
-        row = wait(browser, f"#delivery-rows tr[data-id='{new_id}']", timeout=6)
+        row = wait(browser, f"#delivery-rows tr[data-id='{new_id}']", timeout=10)
     except TimeoutException:
         pytest.fail("the new delivery did not appear in live mode")
     assert browser.find_elements(By.CSS_SELECTOR, "#delivery-rows tr")[0] == row

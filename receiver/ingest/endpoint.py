@@ -73,12 +73,10 @@ def build_sources(
 ) -> dict[str, Source]:
     out = {}
     for name, m in mappings.items():
-        locs = m.envelope.credential.locations
-        q = [loc.split(":", 1)[1] for loc in locs if loc.startswith("query:")]
-        h = [loc.split(":", 1)[1].lower() for loc in locs if loc.startswith("header:")]
+        q, h = list(m.credential.query), list(m.credential.header)
         out[name] = Source(
             mapping=m,
-            secret=credentials.get(m.envelope.credential.setting),
+            secret=credentials.get(m.credential.setting),
             routes={r.path.rstrip("/") or "/": r for r in m.envelope.routes},
             dedup_window=(
                 m.envelope.dedup_window_seconds
@@ -87,8 +85,8 @@ def build_sources(
             ),
             query_credentials=q,
             header_credentials=h,
-            bearer="bearer" in locs,
-            body_credentials=[loc.split(":", 1)[1] for loc in locs if loc.startswith("field:")],
+            bearer=m.credential.bearer,
+            body_credentials=list(m.credential.field),
             secret_headers=SECRET_HEADERS | frozenset(h),
             secret_query=SECRET_QUERY | frozenset(q),
         )
