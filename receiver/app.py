@@ -27,6 +27,7 @@ from .read.api import ReadAPI
 from .read.destinations import DestinationsAPI
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
+from .store.readiness import Readiness
 from .store.sqlite import SQLiteStore
 from .ui import inspector
 from .version import __version__
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     mappings = load_dir(settings.mappings_dir)
     credentials = load_credentials(settings.data_dir, settings.env, required(mappings))
     store = make_store(settings)
+    readiness = Readiness(store)
     metrics = Metrics(lambda: writer.depth)
     forwarding = Forwarding.from_settings(settings, store, sorted(mappings), metrics, lambda: writer.depth)
     writer = Writer(
@@ -87,13 +89,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         try:
-            await store.ping()
-        except (StorageError, Exception) as e:  # any failure means "not ready"
+            await readiness.check()  # a real write, bounded in time
+        except StorageError as e:
             return problem_response(
                 Problem(
                     503,
                     "Service Unavailable",
-                    f"storage not writable: {type(e).__name__}",
+                    f"storage not writable: {e}",
                     headers={"Retry-After": "1"},
                 )
             )

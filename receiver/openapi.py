@@ -18,6 +18,7 @@ from .mapping import CompiledMapping
 from .mapping.spec import Answer, Route
 from .problems import FieldError
 from .replay import ReplayResult
+from .store.base import Erasure
 
 T = TypeVar("T")
 
@@ -146,6 +147,7 @@ SCHEMAS: list[Any] = [
     Page[DeliverySummary],
     ReplayResult,
     ReplaySummary,
+    Erasure,
 ]
 
 
@@ -349,6 +351,7 @@ def read_api_paths() -> dict[str, Any]:
     unauthorized = _problem("missing or wrong API key")
     bad = _problem("a query parameter is invalid (named in errors[].path)")
     missing = _problem("not found")
+    erased = _response("erased, and purged from the store's files (see caveat)", SCHEMA["Erasure"])
 
     def op(summary: str, parameters: list[Any], ok: tuple[str, Any], *more: str) -> dict[str, Any]:
         responses = {ok[0]: ok[1], "401": unauthorized}
@@ -397,12 +400,32 @@ def read_api_paths() -> dict[str, Any]:
                 ("200", _response("the lead", SCHEMA["Lead"])),
                 "404",
             ),
-            "delete": op(
-                "erase the lead, its events and their raw deliveries",
-                [_id("lead")],
-                ("204", _response("erased")),
+            "delete": {
+                **op(
+                    "erase the person: the lead, its merged ids, its identities, every delivery"
+                    " naming them and their events",
+                    [_id("lead")],
+                    ("200", erased),
+                ),
+                "responses": {
+                    "200": erased,
+                    "202": _response(
+                        "erased; old copies are still being purged from the files (follow Location)",
+                        SCHEMA["Erasure"],
+                    ),
+                    "401": unauthorized,
+                    "404": missing,
+                    "503": _problem("storage unavailable; nothing was erased (Retry-After)"),
+                },
+            },
+        },
+        "/v1/erasures/{id}": {
+            "get": op(
+                "one erasure: pending or complete, and what it removed (counts; it names nobody)",
+                [_id("erasure")],
+                ("200", _response("the erasure", SCHEMA["Erasure"])),
                 "404",
-            ),
+            )
         },
         "/v1/leads/{id}/events": {
             "get": op(
@@ -510,9 +533,9 @@ def build_openapi(mappings: dict[str, CompiledMapping], version: str = "0+unknow
     }
     paths["/readyz"] = {
         "get": {
-            "summary": "storage writable",
+            "summary": "a real write succeeded just now (answers within a second)",
             "security": [],
-            "responses": {"200": _response("ready"), "503": _problem("not ready")},
+            "responses": {"200": _response("ready"), "503": _problem("not writable (Retry-After)")},
         }
     }
     paths["/metrics"] = {

@@ -19,6 +19,8 @@ class Mapped(Struct):
     identities: list[list[Identity]]
     reasons: list[FieldError]
     unmapped: list[dict[str, Any]]
+    carried: list[Identity] = []
+    """Identities in items that produced no event (unmapped or rejected ones)."""
 
 
 def map_document(
@@ -33,8 +35,13 @@ def map_document(
         outcome = mapping.map(document, headers, route_path, received_at)
     except RecursionError:
         return Mapped("rejected", [], [], [FieldError("", "is nested too deeply")], [])
+    carried = (
+        mapping.identities_in(document, headers, route_path, received_at)
+        if outcome.errors or outcome.unmapped
+        else []
+    )
     if outcome.errors:
-        return Mapped("rejected", [], [], outcome.errors, outcome.unmapped)
+        return Mapped("rejected", [], [], outcome.errors, outcome.unmapped, carried)
     events = []
     identities = []
     for position, m in enumerate(outcome.events):
@@ -58,4 +65,4 @@ def map_document(
         )
         identities.append(m.identities)
     status: Status = "unmapped" if outcome.unmapped else "accepted"
-    return Mapped(status, events, identities, [], outcome.unmapped)
+    return Mapped(status, events, identities, [], outcome.unmapped, carried)

@@ -76,7 +76,13 @@ async def replay_delivery(mappings: dict[str, CompiledMapping], writer: Writer, 
     delivery.status = mapped.status
     delivery.reasons = mapped.reasons
     result: WriteResult = await writer.submit(
-        WriteRequest(delivery=delivery, events=mapped.events, identities=mapped.identities, replace=True)
+        WriteRequest(
+            delivery=delivery,
+            events=mapped.events,
+            identities=mapped.identities,
+            carried=mapped.carried,
+            replace=True,
+        )
     )
     return ReplayResult(
         result.delivery_id,

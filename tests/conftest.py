@@ -137,10 +137,18 @@ class DB:
     def backend(self) -> str:
         return "sqlite"
 
+    def files(self) -> dict[str, bytes]:
+        """Every database file (the database, its WAL and its shared-memory index)."""
+        out = {}
+        for suffix in ("", "-wal", "-shm"):
+            f = self.path.with_name(self.path.name + suffix)
+            if f.exists():
+                out[f.name] = f.read_bytes()
+        return out
+
     def dump(self) -> bytes:
-        """Every byte of the database files (WAL included)."""
-        wal = self.path.with_name(self.path.name + "-wal")
-        return self.path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+        """Every byte of the database files (WAL and shared memory included)."""
+        return b"".join(self.files().values())
 
 
 class PgDB(DB):
@@ -167,11 +175,15 @@ class PgDB(DB):
         return "postgres"
 
     def dump(self) -> bytes:
-        """Every stored value of every table (PostgreSQL's files keep dead row versions
-        until VACUUM: on this backend the guarantee is about what can be read)."""
+        """Every stored value of every table of the schema (PostgreSQL's files keep dead row
+        versions until VACUUM: on this backend the guarantee is about what can be read)."""
         out = []
-        for table in ("deliveries", "events", "leads", "identities"):
-            for row in self.rows(f"SELECT * FROM {table}"):
+        tables = self.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", self.schema
+        )
+        assert tables
+        for t in tables:
+            for row in self.rows(f'SELECT * FROM "{t["table_name"]}"'):
                 for v in row.values():
                     out.append(v if isinstance(v, bytes) else str(v).encode())
         return b"\n".join(out)

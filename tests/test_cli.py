@@ -87,20 +87,23 @@ def test_migrate_store_copies_sqlite_into_postgres(data_dir: Path, database_url:
                 **AUTH["croct"],
             )
             assert r.status_code == 202
+        key = {"Authorization": f"Bearer {SECRETS['RECEIVER_API_KEY']}"}
+        gone = client.get("/v1/leads", params={"email": "p0@example.com"}, headers=key).json()["data"][0]
+        erased = client.delete(f"/v1/leads/{gone['id']}", headers=key).json()
     out = run(data_dir, "migrate-store", "--to", database_url)
     assert out.returncode == 0, out.stderr
-    assert "copied deliveries=3, events=3, leads=3, identities=3" in out.stdout
+    assert "copied deliveries=2, events=2, leads=2, identities=2, delivery_keys=2, erasures=1" in out.stdout
     again = run(data_dir, "migrate-store", "--to", database_url)  # idempotent
     assert again.returncode == 0
-    assert db.count("deliveries") == 3 and db.count("leads") == 3
+    assert db.count("deliveries") == 2 and db.count("leads") == 2
     env = make_env(data_dir, RECEIVER_DATABASE_URL=database_url)
     with TestClient(create_app(Settings.from_env(env))) as client:
-        leads = client.get(
-            "/v1/leads",
-            params={"email": "p1@example.com"},
-            headers={"Authorization": f"Bearer {SECRETS['RECEIVER_API_KEY']}"},
-        ).json()["data"]
+        leads = client.get("/v1/leads", params={"email": "p1@example.com"}, headers=key).json()["data"]
         assert len(leads) == 1 and leads[0]["sources"] == ["croct"]
+        record = client.get(f"/v1/erasures/{erased['id']}", headers=key).json()
+        assert {**record, "caveat": ""} == {**erased, "caveat": ""}
+        # Erasure works on the copy.
+        assert client.delete(f"/v1/leads/{leads[0]['id']}", headers=key).json()["erased"]["deliveries"] == 1
 
 
 # -- credentials --------------------------------------------------------------------------

@@ -226,6 +226,7 @@ class Ingest:
                 delivery=delivery,
                 events=mapped.events,
                 identities=mapped.identities,
+                carried=mapped.carried,
                 dedup_window_seconds=source.dedup_window,
             )
         )

@@ -134,6 +134,36 @@ class CompiledMapping:
             self._map_item(item, index, ctx, outcome)
         return outcome
 
+    def identities_in(
+        self, document: Any, headers: dict[str, str], route: str, received_at: str
+    ) -> list[Identity]:
+        """The declared identities a document carries, whatever its type and errors: a
+        delivery that maps to nothing (or is rejected) still names people, and erasure
+        must find it by them."""
+        rule = self.plan.routes.get(route)
+        route_vars = {"source_type": rule.source_type if rule else None, "path": route}
+        meta = {"received_at": received_at, "source": self.source}
+        found: list[Identity] = []
+        for item in document if isinstance(document, list) else [document]:
+            event = self.plan.event_of(item)
+            if event is None:
+                continue
+            # A scratch context: what fails to transform here is reported by map().
+            for ident in self._identities_of(event[1], Ctx(item, headers, route_vars, meta)):
+                if ident not in found:
+                    found.append(ident)
+        return found
+
+    def _identities_of(self, event: dict[str, Any], ctx: Ctx) -> list[Identity]:
+        identities: list[Identity] = []
+        for rule, v in zip(self.plan.identities, self._identities(event, ctx, ""), strict=True):
+            text = to_text(v) if v is not None else None
+            if text is not None:
+                found_id = Identity(rule.kind, text, rule.known)
+                if found_id not in identities:
+                    identities.append(found_id)
+        return identities
+
     def _source_type(self, event: dict[str, Any], ctx: Ctx) -> str | None:
         for rule in self.plan.type_rules:
             v = read(rule.source, event, ctx)
@@ -191,13 +221,7 @@ class CompiledMapping:
         if len(outcome.errors) > n_errors:
             return  # the event breaks the vendor's rules: report each field once, map nothing
         out = t.build(event, ctx, "")
-        identities: list[Identity] = []
-        for rule, v in zip(self.plan.identities, self._identities(event, ctx, ""), strict=True):
-            text = to_text(v) if v is not None else None
-            if text is not None:
-                found_id = Identity(rule.kind, text, rule.known)
-                if found_id not in identities:
-                    identities.append(found_id)
+        identities = self._identities_of(event, ctx)
         if len(outcome.errors) > n_errors:
             return
         lead = out.get("lead") or None

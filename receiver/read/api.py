@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -18,13 +19,20 @@ from ..mapping.transforms import sha256_hex
 from ..problems import FieldError, Problem
 from ..replay import replay_delivery
 from ..responses import JSONResponse, problem_response
-from ..store.base import DeliveryQuery, EventQuery, LeadQuery
+from ..store.base import DeliveryQuery, EventQuery, LeadQuery, StorageError
 from ..writer import Writer
 from .export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
 
+log = logging.getLogger("receiver.read")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 MAX_LIMIT = 1000
 STATUSES = ("accepted", "unmapped", "rejected")
+
+
+def _storage_unavailable() -> Problem:
+    return Problem(
+        503, "Service Unavailable", "storage is unavailable; retry shortly", headers={"Retry-After": "1"}
+    )
 
 
 def _bad(name: str, message: str) -> Problem:
@@ -143,6 +151,7 @@ class ReadAPI:
             Route("/v1/leads/{id}", g(self.lead), methods=["GET"]),
             Route("/v1/leads/{id}", g(self.erase), methods=["DELETE"]),
             Route("/v1/leads/{id}/events", g(self.lead_events), methods=["GET"]),
+            Route("/v1/erasures/{id}", g(self.erasure), methods=["GET"]),
             Route("/v1/deliveries", g(self.deliveries), methods=["GET"]),
             Route("/v1/deliveries/{id}", g(self.delivery), methods=["GET"]),
             Route("/v1/deliveries/{id}/replay", g(self.replay_one), methods=["POST"]),
@@ -203,10 +212,32 @@ class ReadAPI:
             raise Problem(404, "Not Found", "no such lead")
         return await self._events(request, self._event_query(request, lead_id=live))
 
+    # -- erasure ------------------------------------------------------------------------
     async def erase(self, request: Request) -> Response:
-        if not await self.store.erase_lead(request.path_params["id"]):
+        """200 with the erasure when nothing is left to purge; 202 when the rows are gone but
+        the files still hold old copies that the service purges as soon as it can (follow
+        ``Location``). Either way the lead and its events answer 404 from now on."""
+        try:
+            erasure = await self.store.erase_lead(request.path_params["id"])
+        except StorageError as e:
+            log.error("erasure not possible now: %s", e)
+            raise _storage_unavailable() from None
+        if erasure is None:
             raise Problem(404, "Not Found", "no such lead")
-        return Response(status_code=204)
+        return JSONResponse(
+            erasure,
+            status_code=200 if erasure.state == "complete" else 202,
+            headers={"Location": f"/v1/erasures/{erasure.id}"},
+        )
+
+    async def erasure(self, request: Request) -> Response:
+        try:
+            erasure = await self.store.get_erasure(request.path_params["id"])
+        except StorageError:
+            raise _storage_unavailable() from None
+        if erasure is None:
+            raise Problem(404, "Not Found", "no such erasure")
+        return JSONResponse(erasure)
 
     # -- deliveries and replay ----------------------------------------------------------
     def _delivery_query(self, request: Request) -> DeliveryQuery:

@@ -82,6 +82,9 @@ class WriteRequest(msgspec.Struct, kw_only=True):
     events: list[Event] = []
     identities: list[list[Identity]] = []
     """Per event, the identities it carries (for lead resolution)."""
+    carried: list[Identity] = []
+    """Identities in items that gave no event (unmapped, rejected): kept only as keys
+    that erasure finds the delivery by (``store/keys.py``)."""
     dedup_window_seconds: int = 600
     dedup: bool = True
     replace: bool = False
@@ -100,6 +103,33 @@ class StorageError(Exception):
     """The store cannot take writes now (disk full, locked, gone)."""
 
 
+ErasureState = Literal["pending", "complete"]
+
+
+class Erased(msgspec.Struct, kw_only=True):
+    """What an erasure removed, as counts: the record names nobody."""
+
+    leads: int
+    """The lead and the ids merged into it."""
+    identities: int
+    events: int
+    deliveries: int
+
+
+class Erasure(msgspec.Struct):
+    """An erasure of a lead. state pending: the rows are gone from every table, but the
+    database files still hold old copies of their pages (on SQLite, while another reader
+    keeps the write-ahead log); complete: the store purged what it can purge, and caveat
+    says what it cannot."""
+
+    id: str
+    state: ErasureState
+    requested_at: str
+    completed_at: str | None
+    erased: Erased
+    caveat: str = ""
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -111,12 +141,15 @@ class Store(Protocol):
         ...
 
     async def ping(self) -> None:
-        """Raise StorageError unless the store can take a write now."""
+        """Raise StorageError unless a write succeeds now (a real one, on a tiny table)."""
         ...
 
-    async def erase_lead(self, lead_id: str) -> bool:
-        """Remove a lead and everything that names it, beyond recovery from the files."""
+    async def erase_lead(self, lead_id: str) -> Erasure | None:
+        """Remove a lead and everything that names it (``store/erasure.py``); None if the
+        lead is unknown. Never waits for readers: what they still hold is purged later."""
         ...
+
+    async def get_erasure(self, erasure_id: str) -> Erasure | None: ...
 
     # The read side (see store/reads.py): keyset pages, newest first.
     async def live_lead_id(self, lead_id: str) -> str | None: ...

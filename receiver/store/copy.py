@@ -27,6 +27,9 @@ TABLES = {  # in foreign-key order
                  "expires_at", "attempts", "lease_owner", "lease_until", "settled_at", "reason", "body"],
     "message_attempts": ["message_id", "n", "at", "status", "duration_ms", "error"],
     "destination_state": ["name", "disabled_at", "reason"],
+    "delivery_keys": ["kind", "value", "delivery_id"],
+    "erasures": ["id", "state", "requested_at", "completed_at", "leads", "identities", "events",
+                 "deliveries"],
 }  # fmt: skip
 
 
@@ -47,6 +50,9 @@ async def copy_sqlite_to_postgres(
                 while rows := cur.fetchmany(chunk):
                     if table == "identities":
                         rows = [(*r[:3], bool(r[3]), *r[4:]) for r in rows]
+                    elif table == "erasures":
+                        # Pending there means "the SQLite WAL still holds it": nothing to do here.
+                        rows = [(r[0], "complete", r[2], r[3] or r[2], *r[4:]) for r in rows]
                     await conn.executemany(insert, rows)
                     n += len(rows)
                     if progress is not None:

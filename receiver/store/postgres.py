@@ -8,11 +8,15 @@ the same delivery, or the same new person, at the same moment are serialised on 
 key, and the second sees what the first committed — one delivery, one lead. Lead rows
 are read ``FOR UPDATE`` so a merge never overwrites traits another process just wrote.
 
+Erasure (``erasure.py``) takes the same locks on the person's identities, and is complete
+once committed: what PostgreSQL keeps on disk afterwards is VACUUM's (``CAVEAT``).
+
 ``RECEIVER_DATABASE_URL=postgresql://host/db?schema=name`` puts the tables in a schema.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import lru_cache
@@ -22,15 +26,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..clock import now_rfc3339
-from .base import EventQuery, LeadQuery, StorageError, WriteRequest, WriteResult
+from ..ids import new_id
+from .base import Erasure, EventQuery, LeadQuery, StorageError, WriteRequest, WriteResult
+from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
 from .reads import SQLReads, event_from_row
-from .sql import Executor, LeadCache, SQLLeadRepo, erase_messages, write_one
-from .sqlite import email_spellings
+from .sql import Executor, LeadCache, SQLLeadRepo, write_batch
 
 T = TypeVar("T")
 MIGRATION_LOCK = 0x5EC1E7E5  # any constant: one migrator at a time across processes
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+READY_STATEMENT_TIMEOUT_MS = 1000
+CAVEAT = (
+    "The erased rows are deleted and can no longer be read through PostgreSQL. Its files"
+    " may still hold the bytes: dead row versions stay in the table files until VACUUM"
+    " reclaims them (VACUUM FULL rewrites the tables), and the write-ahead log, WAL archives"
+    " and backups keep them until they are recycled or deleted. See docs/erasure.md."
+)
 
 
 @lru_cache(maxsize=512)
@@ -41,7 +53,7 @@ def pg(sql: str) -> str:
 
 
 class PgExecutor:
-    """``sql.Executor`` on one asyncpg connection."""
+    """``sql.Executor`` on one asyncpg connection (or, for reads, on the pool)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -58,29 +70,41 @@ class PgExecutor:
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         await self.conn.executemany(pg(sql), rows)
 
+    def lower_text(self, column: str, blob: bool) -> str:
+        return f"lower(encode({column}, 'escape'))" if blob else f"lower({column})"
+
+    def contains(self, text: str) -> str:
+        return f"strpos({text}, ?) > 0"
+
 
 class PgLeadRepo(SQLLeadRepo):
     # The row stays ours until commit, so a merge never loses another process's write.
     LOAD_SQL = SQLLeadRepo.LOAD_SQL + " FOR UPDATE"
 
 
-class _DeliveryFailed(Exception):
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+class PgTransactions:
+    """``sql.Transactions`` on one connection. Other processes write too, so each
+    transaction first takes transaction-scoped advisory locks on the keys it is given."""
 
+    bad_delivery: tuple[type[Exception], ...] = (
+        asyncpg.IntegrityConstraintViolationError,
+        asyncpg.DataError,
+        ValueError,
+        TypeError,
+    )
 
-def lock_keys(batch: list[WriteRequest]) -> list[str]:
-    keys: set[str] = set()
-    for req in batch:
-        d = req.delivery
-        if d.idempotency_key is not None:
-            keys.add(f"d:{d.source}:{d.idempotency_key}")
-        elif d.fingerprint is not None:
-            keys.add(f"f:{d.source}:{d.fingerprint}")
-        for idents in req.identities:
-            keys.update(f"i:{i.kind}:{i.value}" for i in idents)
-    return sorted(keys)
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
+        async with self.conn.transaction():
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+                lock_keys,
+            )
+            # Other processes write: nothing read outlives the transaction.
+            yield PgLeadRepo(PgExecutor(self.conn), LeadCache())
 
 
 class PostgresStore(SQLReads):
@@ -144,40 +168,9 @@ class PostgresStore(SQLReads):
     async def write_batch(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
         try:
             async with self._p().acquire() as conn:
-                try:
-                    return await self._transaction(conn, batch)
-                except _DeliveryFailed:
-                    pass
-                results: list[WriteResult | Exception] = []
-                for req in batch:
-                    try:
-                        results += await self._transaction(conn, [req])
-                    except _DeliveryFailed as e:
-                        results.append(e.error)
-                return results
+                return await write_batch(PgTransactions(conn), batch)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StorageError(str(e)) from e
-
-    async def _transaction(self, conn: Any, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
-        results: list[WriteResult | Exception] = []
-        async with conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
-                lock_keys(batch),
-            )
-            x = PgExecutor(conn)
-            repo = PgLeadRepo(x, LeadCache())  # other processes write: nothing outlives the batch
-            for req in batch:
-                try:
-                    results.append(await write_one(x, repo, req))
-                except (
-                    asyncpg.IntegrityConstraintViolationError,
-                    asyncpg.DataError,
-                    ValueError,
-                    TypeError,
-                ) as e:
-                    raise _DeliveryFailed(e) from e
-        return results
 
     async def transact(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
         """Run ``work`` in one transaction (portable SQL through ``sql.Executor``; used by the
@@ -189,11 +182,17 @@ class PostgresStore(SQLReads):
             raise StorageError(str(e)) from e
 
     async def ping(self) -> None:
+        """A real write: one row rewritten (a read-only server, a full disk or a lost
+        connection fail it), bounded by a statement timeout."""
         try:
-            async with self._p().acquire() as conn:
-                if await conn.fetchval("SELECT pg_is_in_recovery()"):
-                    raise StorageError("PostgreSQL is read-only (in recovery)")
-        except (OSError, asyncpg.PostgresError) as e:
+            async with self._p().acquire() as conn, conn.transaction():
+                await conn.execute(f"SET LOCAL statement_timeout = {READY_STATEMENT_TIMEOUT_MS}")
+                await conn.execute(
+                    "INSERT INTO readiness (id, checked_at) VALUES (1, $1)"
+                    " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                    now_rfc3339(),
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StorageError(str(e)) from e
 
     # -- reads --------------------------------------------------------------------------
@@ -218,43 +217,30 @@ class PostgresStore(SQLReads):
                 yield await self._lead_record(row)
 
     # -- erasure ------------------------------------------------------------------------
-    async def erase_lead(self, lead_id: str) -> bool:
-        """As on SQLite, minus the file guarantee: PostgreSQL keeps dead row versions until
-        VACUUM and in its WAL until recycled (see README, "Scaling out")."""
-        import msgspec
+    async def erase_lead(self, lead_id: str) -> Erasure | None:
+        """Complete once committed, as far as PostgreSQL can be read; what its files keep
+        is VACUUM's and the operator's (``CAVEAT``)."""
+        try:
+            reader = PgExecutor(self._p())
+            found = await survey(reader, lead_id)
+            if found is None:
+                return None
+            scanned = await scan(reader, found.needles)
+            # The person's identities stay locked until commit: a delivery of theirs arriving
+            # meanwhile waits, then finds nobody and starts a new lead.
+            async with (
+                self._p().acquire() as conn,
+                PgTransactions(conn).transaction(found.lock_keys) as repo,
+            ):
+                erasure = await erase(repo.x, lead_id, scanned, new_id(), now_rfc3339(), "complete")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StorageError(str(e)) from e
+        if erasure is not None:
+            erasure.caveat = CAVEAT
+        return erasure
 
-        async with self._p().acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("SELECT id, merged_into FROM leads WHERE id = $1", lead_id)
-            if row is None:
-                return False
-            live = row["merged_into"] or row["id"]
-            ids = [live] + [
-                r[0] for r in await conn.fetch("SELECT id FROM leads WHERE merged_into = $1", live)
-            ]
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
-                sorted(f"i:{r[0]}:{r[1]}" for r in await conn.fetch(
-                    "SELECT kind, value FROM identities WHERE lead_id = ANY($1::text[])", ids)),
-            )  # fmt: skip
-            deliveries = {
-                r[0]
-                for r in await conn.fetch(
-                    "SELECT DISTINCT delivery_id FROM events WHERE lead_id = ANY($1::text[])", ids
-                )
-            }
-            for (traits,) in await conn.fetch("SELECT traits FROM leads WHERE id = ANY($1::text[])", ids):
-                email = msgspec.json.decode(traits).get("email")
-                for needle in email_spellings(email) if isinstance(email, str) else []:
-                    deliveries.update(
-                        r[0]
-                        for r in await conn.fetch(
-                            "SELECT id FROM deliveries WHERE strpos(lower(encode(body, 'escape')), $1) > 0",
-                            needle,
-                        )
-                    )
-            await erase_messages(PgExecutor(conn), list(deliveries))
-            await conn.execute("DELETE FROM events WHERE delivery_id = ANY($1::text[])", list(deliveries))
-            await conn.execute("DELETE FROM deliveries WHERE id = ANY($1::text[])", list(deliveries))
-            await conn.execute("DELETE FROM identities WHERE lead_id = ANY($1::text[])", ids)
-            await conn.execute("DELETE FROM leads WHERE id = ANY($1::text[])", ids)
-        return True
+    async def get_erasure(self, erasure_id: str) -> Erasure | None:
+        erasure = await get_erasure(PgExecutor(self._p()), erasure_id)
+        if erasure is not None:
+            erasure.caveat = CAVEAT
+        return erasure

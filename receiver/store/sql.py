@@ -1,13 +1,16 @@
 """The write path in portable SQL (``?`` placeholders), shared by every backend.
 
-A backend supplies an ``Executor``: SQLite's runs statements synchronously on the writer
-thread (its coroutines never suspend); PostgreSQL's awaits asyncpg. Dedup, the delivery
-row, identity resolution and the events are written here, once.
+A backend supplies ``Transactions``: a way to run work in one transaction, with an
+``Executor`` inside it. SQLite's runs statements synchronously on the writer thread (its
+coroutines never suspend); PostgreSQL's awaits asyncpg. Batch isolation, dedup, the
+delivery row and its identity keys, identity resolution and the events are written here,
+once.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -17,6 +20,7 @@ from ..clock import now_rfc3339, rfc3339, rfc3339_epoch
 from ..events import Identity
 from ..ids import new_id
 from .base import WriteRequest, WriteResult
+from .keys import delivery_keys
 from .resolve import Traits, resolve
 
 _enc = msgspec.json.encode
@@ -24,14 +28,90 @@ _dec = msgspec.json.decode
 EMPTY = b"{}"
 
 
-class Executor(Protocol):
+class Reader(Protocol):
     async def one(self, sql: str, args: tuple[Any, ...]) -> Any: ...
 
     async def all(self, sql: str, args: tuple[Any, ...]) -> list[Any]: ...
 
+    def lower_text(self, column: str, blob: bool) -> str:
+        """SQL for the lower-cased text of a column (``blob``: of bytes)."""
+        ...
+
+    def contains(self, text: str) -> str:
+        """SQL, true when ``text`` contains the argument ``?``."""
+        ...
+
+
+class Executor(Reader, Protocol):
     async def run(self, sql: str, args: tuple[Any, ...]) -> None: ...
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+class Transactions(Protocol):
+    """How a backend runs work in one transaction."""
+
+    bad_delivery: tuple[type[Exception], ...]
+    """What a single bad delivery raises (a constraint, a value the driver refuses)."""
+
+    def transaction(self, lock_keys: list[str]) -> AbstractAsyncContextManager[SQLLeadRepo]:
+        """One transaction, committed when the block ends and rolled back if it raises;
+        ``lock_keys`` (see ``lock_keys``) are held until it ends where other processes write
+        too. The repository it yields carries the executor (``repo.x``)."""
+        ...
+
+
+class DeliveryFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def lock_keys(batch: list[WriteRequest]) -> list[str]:
+    """Every dedup key and identity a batch is about to use, sorted (so that two batches
+    locking them never deadlock)."""
+    keys: set[str] = set()
+    for req in batch:
+        d = req.delivery
+        if d.idempotency_key is not None:
+            keys.add(f"d:{d.source}:{d.idempotency_key}")
+        elif d.fingerprint is not None:
+            keys.add(f"f:{d.source}:{d.fingerprint}")
+        for idents in req.identities:
+            keys.update(identity_lock(i.kind, i.value) for i in idents)
+    return sorted(keys)
+
+
+def identity_lock(kind: str, value: str) -> str:
+    return f"i:{kind}:{value}"
+
+
+async def write_batch(tx: Transactions, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+    """Optimistically, the whole batch in one transaction. If one delivery in it fails (it
+    should not: ids are unique and dedup is checked first), the batch is rolled back and
+    written again one delivery per transaction, so only that one fails."""
+    try:
+        return await _in_one_transaction(tx, batch)
+    except DeliveryFailed:
+        pass
+    results: list[WriteResult | Exception] = []
+    for req in batch:
+        try:
+            results += await _in_one_transaction(tx, [req])
+        except DeliveryFailed as e:
+            results.append(e.error)
+    return results
+
+
+async def _in_one_transaction(tx: Transactions, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+    results: list[WriteResult | Exception] = []
+    async with tx.transaction(lock_keys(batch)) as repo:
+        for req in batch:
+            try:
+                results.append(await write_one(repo.x, repo, req))
+            except tx.bad_delivery as e:
+                raise DeliveryFailed(e) from e  # this delivery alone is bad
+    return results
 
 
 def window_start(received_at: str, seconds: int) -> str:
@@ -107,6 +187,13 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
         )  # fmt: skip
         if req.forward:
             await write_messages(x, req, data, replaced, now)
+    keys = delivery_keys(req)
+    if keys:
+        # A replay adds what today's mapping finds to the keys the stored body gave.
+        await x.many(
+            "INSERT INTO delivery_keys (kind, value, delivery_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(kind, value, d.id) for kind, value in keys],
+        )
     return WriteResult(d.id)
 
 

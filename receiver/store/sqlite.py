@@ -3,43 +3,67 @@
 All writes go through one connection on one dedicated thread (SQLite has one writer
 anyway); the group-commit writer hands it whole batches. Reads use aiosqlite
 connections of their own, which WAL lets run beside the writer.
+
+The WAL is copied into the database file by a checkpointer of its own (a connection and
+a thread), not by the writer: SQLite's automatic checkpoints run on the committing
+connection, so after a long reader let go the writer would copy the whole backlog while
+deliveries wait.
+
+Erasure (``erasure.py``) deletes in a short transaction, then purges the WAL: old page
+images of the erased rows stay in it until it is checkpointed and truncated, which SQLite
+can do only when no reader holds an older snapshot (a backup tool, a ``sqlite3`` shell).
+The writer never waits for such a reader: it tries, and if a reader is in the way the
+erasure is recorded as pending and retried in the background until it succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sqlite3
-import time
-from collections.abc import Callable, Coroutine
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus
 
 import aiosqlite
-import msgspec
 
-from .base import StorageError, WriteRequest, WriteResult
+from ..clock import now_rfc3339
+from ..ids import new_id
+from .base import Erasure, StorageError, WriteRequest, WriteResult
+from .erasure import complete_pending, erase, get_erasure, pending_count, scan, survey
 from .migrate import migrations
 from .reads import SQLReads
 from .resolve import run_sync
-from .sql import Executor, LeadCache, SQLLeadRepo, erase_messages, write_one
+from .sql import Executor, LeadCache, SQLLeadRepo, write_batch
 
 T = TypeVar("T")
-_encode = msgspec.json.encode
+log = logging.getLogger("receiver.store")
+
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA secure_delete=ON",
+    "PRAGMA wal_autocheckpoint=0",  # the Checkpointer's job
 )
-
-
-def email_spellings(email: str) -> set[str]:
-    """The ways an email appears in a stored body: as is, URL-encoded, JSON-escaped."""
-    e = email.strip().lower()
-    return {e, quote(e, safe=""), quote_plus(e), e.replace("/", "\\/")}
+PURGE_RETRY_MAX_SECONDS = 0.25
+CAVEATS = {
+    "pending": (
+        "The erased rows can no longer be read, but older copies of their pages are still in"
+        " the write-ahead log (the -wal file) because another connection to the database file"
+        " (a backup tool, a sqlite3 shell) holds an older snapshot. The service truncates the"
+        " log as soon as that reader finishes; this erasure then becomes complete."
+    ),
+    "complete": (
+        "No byte of the erased rows remains in the database files (the write-ahead log was"
+        " truncated and freed pages zeroed). Copies made before the erasure (backups,"
+        " replicas such as Litestream) still hold them until they are deleted."
+    ),
+}
 
 
 class SQLiteExecutor:
@@ -60,11 +84,140 @@ class SQLiteExecutor:
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.conn.executemany(sql, rows)
 
+    def lower_text(self, column: str, blob: bool) -> str:
+        return lower_text(column, blob)
 
-class _DeliveryFailed(Exception):
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+    def contains(self, text: str) -> str:
+        return contains(text)
+
+
+def lower_text(column: str, blob: bool) -> str:
+    return f"lower(CAST({column} AS TEXT))"
+
+
+def contains(text: str) -> str:
+    return f"instr({text}, ?) > 0"
+
+
+class AioReader:
+    """``sql.Reader`` on the aiosqlite read connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        async with self.conn.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def all(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        async with self.conn.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    def lower_text(self, column: str, blob: bool) -> str:
+        return lower_text(column, blob)
+
+    def contains(self, text: str) -> str:
+        return contains(text)
+
+
+class SQLiteTransactions:
+    """``sql.Transactions`` on the writer connection (nobody else writes: no locks)."""
+
+    bad_delivery: tuple[type[Exception], ...] = (
+        sqlite3.IntegrityError,
+        sqlite3.InterfaceError,
+        ValueError,
+        TypeError,
+    )
+
+    def __init__(self, conn: sqlite3.Connection, cache: LeadCache) -> None:
+        self.conn = conn
+        self.cache = cache
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SQLLeadRepo(SQLiteExecutor(conn), self.cache)
+            conn.execute("COMMIT")
+        except BaseException:
+            self.cache.clear()  # it may hold what was just undone
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+class Checkpointer:
+    """Copies the WAL into the database file (a PASSIVE checkpoint: it never blocks the
+    writer, and copies only what no reader still needs) from its own connection, on a
+    worker thread, whenever the WAL has grown past SQLite's own threshold. Then ``finish``
+    has the writer copy the little written meanwhile: SQLite starts the WAL over only
+    once all of it is copied, which a copy beside a busy writer never quite reaches."""
+
+    INTERVAL_SECONDS = 0.25
+    THRESHOLD_BYTES = 1000 * 4096  # SQLite's default: 1000 pages
+
+    def __init__(self, path: Path, finish: Callable[[], Awaitable[None]]) -> None:
+        self.path = path
+        self.finish = finish
+        self.wal = path.with_name(path.name + "-wal")
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sqlite-checkpointer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.to_thread(self._close_sync)
+
+    async def checkpoint(self) -> None:
+        await asyncio.to_thread(self._checkpoint_sync)
+
+    async def _run(self) -> None:
+        seen = 0
+        while True:
+            await asyncio.sleep(self.INTERVAL_SECONDS)
+            try:
+                wal = self.wal.stat()
+            except OSError:
+                continue
+            # The file keeps its size when SQLite starts it over: nothing written since the
+            # last checkpoint (same mtime) means nothing to copy.
+            if wal.st_size < self.THRESHOLD_BYTES or wal.st_mtime_ns == seen:
+                continue
+            seen = wal.st_mtime_ns
+            try:
+                await self.checkpoint()
+                await self.finish()
+            except sqlite3.Error as e:
+                log.warning("checkpoint failed: %s", type(e).__name__)
+
+    def _checkpoint_sync(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._conn.execute("PRAGMA busy_timeout=0")
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _owner_only(path: Path) -> None:
+    """The database file is created readable by its owner only; SQLite gives the -wal and
+    -shm files the same mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
 
 
 class SQLiteStore(SQLReads):
@@ -77,14 +230,19 @@ class SQLiteStore(SQLReads):
         self._conn: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._cache = LeadCache()  # touched only on the writer thread
+        self._checkpointer = Checkpointer(path, lambda: self._run(self._checkpoint_sync))
+        self._purger: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(self.path)
         await self._run(self._open_sync)
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         self._reader.row_factory = aiosqlite.Row
+        self._checkpointer.start()
+        if await pending_count(AioReader(self._reader)):
+            self._start_purger()  # an erasure left pending by the last run
 
     def _open_sync(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -104,10 +262,7 @@ class SQLiteStore(SQLReads):
                 for statement in sql.split(";\n"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                    (version, name, datetime.now(UTC).isoformat()),
-                )
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, now_rfc3339()))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -115,6 +270,12 @@ class SQLiteStore(SQLReads):
         self._conn = conn
 
     async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+            self._purger = None
+        await self._checkpointer.stop()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -124,7 +285,13 @@ class SQLiteStore(SQLReads):
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
+        """Run on the writer thread, after what is already queued there."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("the store is closed")
+        return self._conn
 
     # -- writes -------------------------------------------------------------------------
     async def write_batch(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
@@ -135,47 +302,11 @@ class SQLiteStore(SQLReads):
         return result
 
     def _write_batch_sync(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
-        """Optimistically, the whole batch in one transaction. If one delivery in it fails
-        (it should not: ids are unique and dedup is checked first), the batch is rolled
-        back and written again one delivery per transaction, so only that one fails."""
-        conn = self._conn
-        if conn is None:
-            raise StorageError("the store is closed")
         self._cache.trim()
-        try:
-            return self._transaction(conn, batch)
-        except _DeliveryFailed:
-            pass
-        results: list[WriteResult | Exception] = []
-        for req in batch:
-            try:
-                results += self._transaction(conn, [req])
-            except _DeliveryFailed as e:
-                results.append(e.error)
-        return results
+        return run_sync(write_batch(SQLiteTransactions(self._writer(), self._cache), batch))
 
-    def _transaction(
-        self, conn: sqlite3.Connection, batch: list[WriteRequest]
-    ) -> list[WriteResult | Exception]:
-        results: list[WriteResult | Exception] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for req in batch:
-                try:
-                    results.append(self._write_one(conn, req))
-                except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError) as e:
-                    raise _DeliveryFailed(e) from e  # this delivery alone is bad
-            conn.execute("COMMIT")
-        except BaseException:
-            self._cache.clear()  # it may hold what was just undone
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return results
-
-    def _write_one(self, conn: sqlite3.Connection, req: WriteRequest) -> WriteResult:
-        x = SQLiteExecutor(conn)
-        return run_sync(write_one(x, SQLLeadRepo(x, self._cache), req))
+    def _checkpoint_sync(self) -> None:
+        self._writer().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     async def transact(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
         """Run ``work`` in one write transaction on the writer thread (portable SQL through
@@ -187,9 +318,7 @@ class SQLiteStore(SQLReads):
         return result
 
     def _transact_sync(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
-        conn = self._conn
-        if conn is None:
-            raise StorageError("the store is closed")
+        conn = self._writer()
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = run_sync(work(SQLiteExecutor(conn)))
@@ -207,11 +336,21 @@ class SQLiteStore(SQLReads):
             raise StorageError(str(e)) from e
 
     def _ping_sync(self) -> None:
-        conn = self._conn
-        if conn is None:
-            raise StorageError("the store is closed")
+        # A committed write (a rolled-back one never reaches the disk, so it cannot tell
+        # a full or read-only file system): one row, rewritten in place.
+        conn = self._writer()
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute(
+                "INSERT INTO readiness (id, checked_at) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                (now_rfc3339(),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # -- reads ---------------------------------------------------------------------------
     def _db(self) -> aiosqlite.Connection:
@@ -228,62 +367,89 @@ class SQLiteStore(SQLReads):
             return await cur.fetchone()
 
     # -- erasure ------------------------------------------------------------------------
-    async def erase_lead(self, lead_id: str) -> bool:
-        """Delete a lead, its merged-away ids, its events and the deliveries behind them,
-        then truncate the WAL, so none of its bytes remain in the files. False if unknown."""
+    async def erase_lead(self, lead_id: str) -> Erasure | None:
         try:
-            found: bool = await self._run(self._erase_sync, lead_id)
+            reader = AioReader(self._db())
+            found = await survey(reader, lead_id)
+            if found is None:
+                return None
+            scanned = await scan(reader, found.needles)
+            erasure: Erasure | None = await self._run(self._erase_sync, lead_id, scanned)
         except sqlite3.Error as e:
             raise StorageError(str(e)) from e
-        return found
-
-    def _erase_sync(self, lead_id: str) -> bool:
-        conn = self._conn
-        if conn is None:
-            raise StorageError("the store is closed")
-        row = conn.execute("SELECT id, merged_into FROM leads WHERE id = ?", (lead_id,)).fetchone()
-        if row is None:
-            return False
-        live = row[1] or row[0]
-        self._cache.clear()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            ids = [live] + [r[0] for r in conn.execute("SELECT id FROM leads WHERE merged_into = ?", (live,))]
-            marks = ",".join("?" * len(ids))
-            deliveries = {
-                r[0]
-                for r in conn.execute(
-                    f"SELECT DISTINCT delivery_id FROM events WHERE lead_id IN ({marks})",  # noqa: S608
-                    ids,
-                )
-            }
-            # Deliveries that produced no event of the lead (rejected ones, say) can still
-            # carry its email: find them by every encoding the email may have in a body.
-            for (traits,) in conn.execute(f"SELECT traits FROM leads WHERE id IN ({marks})", ids):  # noqa: S608
-                email = msgspec.json.decode(traits).get("email")
-                for needle in email_spellings(email) if isinstance(email, str) else []:
-                    deliveries.update(
-                        r[0]
-                        for r in conn.execute(
-                            "SELECT id FROM deliveries WHERE instr(lower(CAST(body AS TEXT)), ?) > 0",
-                            (needle,),
-                        )
-                    )
-            run_sync(erase_messages(SQLiteExecutor(conn), list(deliveries)))
-            for d in deliveries:
-                conn.execute("DELETE FROM events WHERE delivery_id = ?", (d,))
-                conn.execute("DELETE FROM deliveries WHERE id = ?", (d,))
-            conn.execute(f"DELETE FROM identities WHERE lead_id IN ({marks})", ids)  # noqa: S608
-            conn.execute(f"DELETE FROM leads WHERE id IN ({marks})", ids)  # noqa: S608
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        # secure_delete zeroed the freed pages in the main file; the WAL still holds the old
-        # page images until it is checkpointed and truncated.
-        for _ in range(100):
-            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if not busy:
+        if erasure is None:
+            return None
+        # A read of our own (an API request in flight) holds the WAL for milliseconds: a
+        # few quick tries before answering pending.
+        for delay in (0, 0.005, 0.02, 0.05):
+            await asyncio.sleep(delay)
+            completed_at = await self._purge()
+            if completed_at is not None:
+                erasure.state, erasure.completed_at = "complete", completed_at
                 break
-            time.sleep(0.02)  # a reader still holds an older snapshot
-        return True
+        else:
+            self._start_purger()
+        erasure.caveat = CAVEATS[erasure.state]
+        return erasure
+
+    def _erase_sync(self, lead_id: str, scanned: set[str]) -> Erasure | None:
+        tx = SQLiteTransactions(self._writer(), self._cache)
+
+        async def in_transaction() -> Erasure | None:
+            async with tx.transaction([]) as repo:
+                return await erase(repo.x, lead_id, scanned, new_id(), now_rfc3339(), "pending")
+
+        try:
+            return run_sync(in_transaction())
+        finally:
+            self._cache.clear()  # it may name what was erased
+
+    async def _purge(self) -> str | None:
+        """Copy the WAL into the database file beside the writer, then try to truncate it
+        from the writer thread (where only what was written since is left to copy). The
+        completion time, or None while a reader is in the way (or anything fails: the
+        erasure is committed and stays pending, and the purger tries again)."""
+        try:
+            await self._checkpointer.checkpoint()
+            completed_at: str | None = await self._run(self._purge_sync)
+        except sqlite3.Error as e:
+            log.warning("WAL purge not possible yet: %s", type(e).__name__)
+            return None
+        return completed_at
+
+    def _purge_sync(self) -> str | None:
+        """One try, without waiting, to move every WAL frame into the database file and
+        truncate the WAL to nothing; if it worked, every pending erasure is complete (and
+        the time is returned). On the writer thread, between batches: no writer of ours is
+        in the way, and a reader that is makes it answer "busy" at once (busy timeout 0)
+        instead of waiting."""
+        conn = self._writer()
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        if busy:
+            return None
+        now = now_rfc3339()
+        run_sync(complete_pending(SQLiteExecutor(conn), now))
+        return now
+
+    def _start_purger(self) -> None:
+        if self._purger is None or self._purger.done():
+            self._purger = asyncio.create_task(self._purge_until_done(), name="sqlite-purge")
+
+    async def _purge_until_done(self) -> None:
+        delay = 0.02
+        while True:
+            await asyncio.sleep(delay)
+            if await self._purge() is not None:
+                log.info("pending erasures complete: the WAL was truncated")
+                return
+            delay = min(delay * 2, PURGE_RETRY_MAX_SECONDS)
+
+    async def get_erasure(self, erasure_id: str) -> Erasure | None:
+        erasure = await get_erasure(AioReader(self._db()), erasure_id)
+        if erasure is not None:
+            erasure.caveat = CAVEATS[erasure.state]
+        return erasure
