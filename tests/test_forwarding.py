@@ -266,7 +266,7 @@ def test_erasure_deletes_undelivered_messages_with_their_bodies(
             r["body"] or b"" for r in db.rows("SELECT body FROM messages")
         )
         lead_id = client.get(f"/v1/events/{event['id']}", headers=KEY).json()["lead_id"]
-        assert client.delete(f"/v1/leads/{lead_id}", headers=KEY).status_code == 204
+        assert client.delete(f"/v1/leads/{lead_id}", headers=KEY).status_code in (200, 202)
         assert messages(client, event_id=event["id"]) == []
         assert len(messages(client, event_id=other["id"])) == 1  # someone else's stays
         bodies = b"".join(bytes(r["body"] or b"") for r in db.rows("SELECT body FROM messages"))
