@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 
+from .logs import failure
 from .store.base import StorageError, Store, WriteRequest, WriteResult
 
 log = logging.getLogger("receiver.writer")
@@ -67,13 +68,22 @@ class Writer:
             try:
                 results = await self.store.write_batch([r for r, _ in batch])
             except Exception as e:  # the transaction failed: nothing in it is stored
-                log.error("batch of %d not committed: %s", len(batch), type(e).__name__)
+                log.error(
+                    "batch of %d not committed (deliveries %s): %s",
+                    len(batch),
+                    ",".join(r.delivery.id for r, _ in batch[:10]) + (",…" if len(batch) > 10 else ""),
+                    failure(e),
+                )
                 err = e if isinstance(e, StorageError) else StorageError(str(e))
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
-            for (_, fut), res in zip(batch, results, strict=True):
+            for (req, fut), res in zip(batch, results, strict=True):
+                if isinstance(res, Exception):
+                    # This delivery alone failed (its neighbours committed): a bug or bad
+                    # data, never storage trouble. Logged as where, never what.
+                    log.error("delivery %s not stored: %s", req.delivery.id, failure(res))
                 if fut.done():
                     continue
                 if isinstance(res, Exception):
