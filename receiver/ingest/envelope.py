@@ -116,6 +116,18 @@ def _needs_check(raw: bytes) -> bool:
     return _NUL_ESCAPE in raw or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _json_error(e: msgspec.DecodeError, raw: bytes) -> str:
+    """msgspec's reason, or a clearer one for an unpaired surrogate (which it reports as
+    "truncated" when the escape ends a string)."""
+    msg = str(e)
+    if "surrogate" not in msg and "truncated" in msg and _SURROGATE_ESCAPE.search(raw):
+        return "holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff alone)"
+    return msg
+
+
 def decode_json(body: bytes, where: str = "") -> Any:
     if body.startswith(_BOM):
         raise bad_request(
@@ -126,7 +138,7 @@ def decode_json(body: bytes, where: str = "") -> Any:
     except UnicodeDecodeError as e:
         raise bad_request("the body is not valid UTF-8", [FieldError(where, str(e))]) from None
     except msgspec.DecodeError as e:
-        msg = str(e)
+        msg = _json_error(e, body)
         if "utf-8" in msg.lower():
             raise bad_request("the body is not valid UTF-8", [FieldError(where, msg)]) from None
         raise bad_request("the body is not valid JSON", [FieldError(where, msg)]) from None
@@ -266,9 +278,13 @@ def decode_inner(envelope: Envelope, doc: Any) -> None:
                 raw = value.encode("utf-8", "surrogatepass")
                 try:
                     inner = msgspec.json.decode(raw)
-                except (msgspec.DecodeError, UnicodeError) as e:
+                except msgspec.DecodeError as e:
                     raise bad_request(
-                        f"the field {name!r} is not valid JSON", [FieldError(where, str(e))]
+                        f"the field {name!r} is not valid JSON", [FieldError(where, _json_error(e, raw))]
+                    ) from None
+                except UnicodeError as e:
+                    raise bad_request(
+                        f"the field {name!r} is not valid UTF-8", [FieldError(where, str(e))]
                     ) from None
                 except RecursionError:
                     raise bad_request(
