@@ -9,10 +9,10 @@ here (uvicorn accepts a protocol class as ``http=``):
 - **408** when the headers are not complete ``header_timeout`` seconds after the
   request's first byte (an idle new connection is closed silently); the body's own
   deadline is the ingest edge's (``ingest/body.py``);
-- after an answer sent before its request's body was read in full (413, 401, 408…), the
-  rest is drained for at most ``LINGER_SECONDS`` and ``LINGER_BYTES``, then the
-  connection is closed: the client reads the answer instead of a reset, and cannot keep
-  the connection by trickling or by a chunked body without end.
+- after an answer sent before its request's body was read in full (413, 401…), the rest
+  is drained for at most ``LINGER_SECONDS`` and ``LINGER_BYTES``: a client that sends it
+  keeps its connection, one that trickles or streams a chunked body without end is
+  closed (it reads the answer first, rather than a reset).
 """
 
 from __future__ import annotations
@@ -121,7 +121,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         if self._lingering:
-            self._close()
+            # The rest arrived in time: the connection is as good as after any answer.
+            self._lingering = False
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
+            if not self.transport.is_closing() and self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
 
     def on_response_complete(self) -> None:
         if not self._message_complete and not self.transport.is_closing():
