@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from . import accesslog
 
 LINGER_SECONDS = 5.0
-LINGER_BYTES = 4 * 1024 * 1024
+LINGER_BYTES = 1024 * 1024
 
 
 class _HeadersTooLarge(Exception):

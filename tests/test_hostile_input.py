@@ -235,7 +235,12 @@ def test_a_megabyte_batch_gets_a_small_answer_and_stores_nothing(
     r = post(client, "croct", content=body, headers=JSON)
     problem = is_problem(r, 413)
     assert len(r.content) < 1000
-    assert "at most 100 events" in problem["errors"][0]["message"]
+    # [0,0,…]: more events than a delivery may carry; [{},{},…]: more objects than a
+    # document may hold (caught before they are built).
+    assert problem["errors"][0]["message"] in (
+        "must hold at most 100 events",
+        "must hold at most 20000 objects and arrays and 20000 members",
+    )
     assert db.count("deliveries") == 0
     healthy(client)
 
@@ -247,6 +252,29 @@ def test_errors_are_capped_and_the_problem_says_how_many_were_left_out(client: T
     assert "50 more left out" in problem["detail"]
     reasons = json.loads(stored(db)["reasons"])
     assert len(reasons) == 50 and "51 more errors" in reasons[-1]["message"]
+
+
+@pytest.mark.parametrize("spacing", [b"", b" "])
+def test_a_document_of_too_many_members_is_413_and_stores_nothing(
+    client: TestClient, db: DB, spacing: bytes
+) -> None:
+    members = b",".join(b'"k%x"%s:0' % (i, spacing) for i in range(25_000))
+    body = b'{"lead":{"id":"1"},"action":"kartra_page_visit","x":{' + members + b"}}"
+    problem = is_problem(post(client, "kartra", content=body, headers=JSON), 413)
+    assert "20000 members" in problem["errors"][0]["message"]
+    assert db.count("deliveries") == 0
+    # Colons inside strings are not members: a long text full of them is fine.
+    ok = {**KARTRA_VISIT, "note": "a:" * 30_000}
+    assert post(client, "kartra", json=ok).status_code == 202
+
+
+def test_a_document_deeper_than_the_decoder_goes_is_a_400_stored_rejected(client: TestClient, db: DB) -> None:
+    r = post(
+        client, "croct", content=b'{"type":"x","a":' + b"[" * 10_000 + b"]" * 10_000 + b"}", headers=JSON
+    )
+    # Named as deep as a parser can go without running out of stack itself: here, the body.
+    assert "64 levels" in is_problem(r, 400)["errors"][0]["message"]
+    assert stored(db)["status"] == "rejected"
 
 
 def test_events_per_delivery_is_a_setting(data_dir: Any) -> None:

@@ -11,6 +11,8 @@ answer.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -31,14 +33,20 @@ from ..logs import failure
 from ..mapping import CompiledMapping
 from ..mapping.spec import Route
 from ..metrics import Metrics
-from ..pipeline import map_document
+from ..pipeline import Mapped, map_document
 from ..problems import FieldError, Problem, bounded, unprocessable
 from ..responses import problem_response
 from ..store.base import Delivery, StorageError, WriteRequest, WriteResult
 from ..writer import Overloaded, Writer
 from . import answers
 from .body import read_body
-from .envelope import check_content_type, decode_inner, decode_outer, parse_form, withhold_unreadable
+from .envelope import (
+    check_content_type,
+    decode_inner,
+    decode_outer,
+    parse_form,
+    withhold_unreadable,
+)
 
 log = logging.getLogger("receiver.ingest")
 
@@ -61,6 +69,8 @@ MAX_STORED_HEADERS = 40
 SECRET_QUERY = frozenset({"token", "app_key", "api_key", "key"})
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+#: Bodies larger than this are parsed and mapped in a worker thread.
+OFFLOAD_BYTES = 64 * 1024
 #: Longest vendor event type echoed in an answer's ``unmapped`` list.
 _SHOWN_TYPE = 100
 #: Scope keys read by the access log (see accesslog.py).
@@ -85,6 +95,14 @@ def _describe(location: str) -> str:
 
 def _either(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+@dataclass
+class Prepared:
+    document: Any
+    mapped: Mapped | None
+    problem: Problem | None
+    """A 400 found after the credential was verified: the delivery is stored as rejected."""
 
 
 @dataclass
@@ -291,42 +309,26 @@ class Ingest:
             fingerprint=hashlib.sha256(f"{sub}?{raw_query}\n".encode() + body).hexdigest(),
             mapping=m.name,
         )
-        # What cannot be parsed cannot be redacted: a source with secrets in its body or
-        # privacy-marked fields keeps only the parsed, redacted document, never the bytes.
-        sensitive = m.has_privacy or bool(source.body_credentials)
-        try:
-            document = decode_outer(env, body, content_type, raw_query)
-        except Problem as p:
-            if given is None:
-                raise source.unauthorized(f"a credential is required ({p.detail})") from None
-            if sensitive:
-                delivery.body, delivery.body_format = None, "withheld"
-            return await self._reject(request, source, route, delivery, pairs, p)
-        if given is None:
-            found = _body_credential(document, source.body_credentials)
-            if found is None:
-                raise source.unauthorized("a credential is required")
-            if not matches(found, source.secret):
-                raise source.unauthorized("the credential is not valid")
-        if isinstance(document, list) and len(document) > self.max_events:
-            raise Problem(
-                413,
-                "Content Too Large",
-                f"the delivery holds {len(document)} events; at most {self.max_events} are accepted in one",
-                [FieldError("", f"must hold at most {self.max_events} events")],
-            )
-        request.scope[DELIVERY_KEY] = delivery.id
-        try:
-            decode_inner(env, document)
-        except Problem as p:
-            withhold_unreadable(env, document)
-            self._keep_document(m, delivery, document, force=True)
-            return await self._reject(request, source, route, delivery, pairs, p)
-        self._keep_document(m, delivery, document, force=sensitive or (env.query_fields and bool(pairs)))
-        delivery.query = _stored_query(m, pairs)
-
         headers = {k: v for k, v in request.headers.items() if k not in source.secret_headers}
-        mapped = map_document(m, document, headers, sub, received_at, delivery.id)
+        prepare = functools.partial(
+            self._prepare, source, sub, delivery, content_type, pairs, raw_query, given, headers
+        )
+        try:
+            # A large body costs tens of milliseconds to parse, check and map: off the event
+            # loop, so every other request (and /healthz) keeps its usual latency.
+            prepared = await asyncio.to_thread(prepare) if len(body) > OFFLOAD_BYTES else prepare()
+        except Problem:
+            raise
+        except Exception:
+            request.scope[DELIVERY_KEY] = delivery.id  # for the log line of the bug
+            raise
+        request.scope[DELIVERY_KEY] = delivery.id
+        document, mapped = prepared.document, prepared.mapped
+        if mapped is None:
+            assert prepared.problem is not None
+            delivery.reasons = bounded(prepared.problem.errors)
+            await self._store(WriteRequest(delivery=delivery, dedup=False))
+            return answers.failure(route.answer, prepared.problem), "rejected"
         delivery.status = mapped.status
         delivery.reasons = bounded(mapped.reasons)
         result = await self._store(
@@ -353,6 +355,67 @@ class Ingest:
             body_out["unmapped"] = [_shown_unmapped(u) for u in mapped.unmapped]
         return answers.success(route.answer, body_out, False, document), mapped.status
 
+    def _prepare(
+        self,
+        source: Source,
+        sub: str,
+        delivery: Delivery,
+        content_type: str,
+        pairs: list[tuple[str, str]],
+        raw_query: str,
+        given: str | None,
+        headers: dict[str, str],
+    ) -> Prepared:
+        """Decode, authenticate what rides in the body, cap, redact, map: plain CPU work,
+        run inline or in a worker thread. Raises the problems that store nothing (401,
+        413); returns the 400s that are stored as rejected."""
+        m = source.mapping
+        env = m.envelope
+        body = delivery.body or b""
+        # What cannot be parsed cannot be redacted: a source with secrets in its body or
+        # privacy-marked fields keeps only the parsed, redacted document, never the bytes.
+        sensitive = m.has_privacy or bool(source.body_credentials)
+        try:
+            document = decode_outer(env, body, content_type, raw_query)
+        except Problem as p:
+            if given is None:
+                raise source.unauthorized(f"a credential is required ({p.detail})") from None
+            if p.status != 400:
+                raise  # over a limit: nothing is stored
+            if sensitive:
+                delivery.body, delivery.body_format = None, "withheld"
+            delivery.query = _stored_query(m, pairs)
+            return Prepared(None, None, p)
+        if given is None:
+            found = _body_credential(document, source.body_credentials)
+            if found is None:
+                raise source.unauthorized("a credential is required")
+            if not matches(found, source.secret):
+                raise source.unauthorized("the credential is not valid")
+        if isinstance(document, list):
+            self._cap(len(document))
+        delivery.query = _stored_query(m, pairs)
+        try:
+            decode_inner(env, document)
+        except Problem as p:
+            if p.status != 400:
+                raise
+            withhold_unreadable(env, document)
+            self._keep_document(m, delivery, document, force=True)
+            return Prepared(document, None, p)
+        self._keep_document(m, delivery, document, force=sensitive or (env.query_fields and bool(pairs)))
+        mapped = map_document(m, document, headers, sub, delivery.received_at, delivery.id)
+        return Prepared(document, mapped, None)
+
+    def _cap(self, events: int) -> None:
+        if events > self.max_events:
+            raise Problem(
+                413,
+                "Content Too Large",
+                f"the delivery holds {events} events; at most {self.max_events} are accepted in one",
+                [FieldError("", f"must hold at most {self.max_events} events")],
+            )
+
     @staticmethod
     def _keep_document(m: CompiledMapping, delivery: Delivery, document: Any, force: bool) -> None:
         """Store the parsed document, redacted, instead of the bytes when redaction changed
@@ -361,24 +424,6 @@ class Ingest:
         if m.redact(document) or force:
             delivery.body = msgspec.json.encode(document)
             delivery.body_format = "document"
-
-    async def _reject(
-        self,
-        request: Request,
-        source: Source,
-        route: Route,
-        delivery: Delivery,
-        pairs: list[tuple[str, str]],
-        p: Problem,
-    ) -> tuple[Response, str]:
-        """A 400 after the credential was verified: stored as rejected, with the reasons."""
-        if p.status != 400:
-            raise p
-        request.scope[DELIVERY_KEY] = delivery.id
-        delivery.query = _stored_query(source.mapping, pairs)
-        delivery.reasons = bounded(p.errors)
-        await self._store(WriteRequest(delivery=delivery, dedup=False))
-        return answers.failure(route.answer, p), "rejected"
 
     async def _store(self, request: WriteRequest) -> WriteResult:
         try:

@@ -16,6 +16,8 @@ import msgspec
 
 from ..mapping.spec import Envelope
 from ..problems import FieldError, Problem, bad_request
+from .storable import MAX_DEPTH, check_nul, check_shape, nested_too_deeply
+from .storable import shown as _shown
 
 #: Media types that can carry a JSON document (the body still decides whether it is one).
 #: text/plain is what ``navigator.sendBeacon`` sends; a missing type is tolerated.
@@ -24,10 +26,6 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 #: What can never hold JSON or a form, even from a vendor that mislabels its bodies.
 _NEVER_TYPES = ("multipart/", "image/", "audio/", "video/", "font/", "model/")
 
-#: Deepest nesting accepted in a document (PHP's own limit for form keys is 64):
-#: deeper is a 400, so nothing later (mapping, redaction, encoding) can run out of stack.
-MAX_DEPTH = 64
-_NUL_ESCAPE = b"\\u0000"
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -60,62 +58,6 @@ def check_content_type(envelope: Envelope, content_type: str) -> None:
         raise unsupported(mt, f"JSON or a url-encoded form ({_FORM_TYPE})")
 
 
-def _shown(name: str) -> str:
-    """A vendor-given name as it may appear in a problem: short, control characters escaped."""
-    if len(name) > 64:
-        name = name[:64] + "…"
-    if not name.isprintable():
-        name = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)
-    return name
-
-
-def _pointer(tokens: list[str]) -> str:
-    return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
-
-
-def check_document(doc: Any, where: str = "") -> None:
-    """400 naming the first field that no store can keep or no code should walk: nesting
-    deeper than ``MAX_DEPTH``, or a NUL character (PostgreSQL text cannot hold one).
-    Iterative, so a hostile document cannot exhaust the stack here either."""
-    stack: list[tuple[Any, int, Any]] = [(doc, 0, None)]
-    while stack:
-        entry = stack.pop()
-        node, depth, _ = entry
-        problem = None
-        if isinstance(node, str):
-            if "\x00" in node:
-                problem = "contains a NUL character (U+0000)"
-        elif isinstance(node, dict | list):
-            if depth >= MAX_DEPTH:
-                problem = f"is nested more than {MAX_DEPTH} levels deep"
-            elif isinstance(node, dict):
-                for k, v in node.items():
-                    if "\x00" in k:
-                        raise _field_problem(entry, k, "has a NUL character (U+0000) in its name", where)
-                    stack.append((v, depth + 1, (entry, k)))
-            else:
-                stack.extend((v, depth + 1, (entry, str(i))) for i, v in enumerate(node))
-        if problem is not None:
-            raise _field_problem(entry, None, problem, where)
-
-
-def _field_problem(entry: Any, last: str | None, message: str, where: str) -> Problem:
-    tokens = [] if last is None else [_shown(last)]
-    while entry[2] is not None:
-        entry, key = entry[2]
-        tokens.append(_shown(key))
-    tokens.reverse()
-    return bad_request(
-        f"the body cannot be stored: a field {message}", [FieldError(where + _pointer(tokens), message)]
-    )
-
-
-def _needs_check(raw: bytes) -> bool:
-    """Cheap (C-speed) test of whether ``check_document`` can find anything in the
-    document decoded from ``raw``: a ``\\u0000`` escape, or enough brackets to nest deep."""
-    return _NUL_ESCAPE in raw or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
-
-
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
@@ -133,6 +75,7 @@ def decode_json(body: bytes, where: str = "") -> Any:
         raise bad_request(
             "the body starts with a byte order mark (U+FEFF)", [FieldError(where, "starts with a BOM")]
         )
+    check_shape(body, where)
     try:
         doc = msgspec.json.decode(body)
     except UnicodeDecodeError as e:
@@ -143,12 +86,8 @@ def decode_json(body: bytes, where: str = "") -> Any:
             raise bad_request("the body is not valid UTF-8", [FieldError(where, msg)]) from None
         raise bad_request("the body is not valid JSON", [FieldError(where, msg)]) from None
     except RecursionError:
-        raise bad_request(
-            "the JSON is nested too deeply",
-            [FieldError(where, f"is nested more than {MAX_DEPTH} levels deep")],
-        ) from None
-    if _needs_check(body):
-        check_document(doc, where)
+        raise nested_too_deeply(where) from None
+    check_nul(body, where)
     return doc
 
 
@@ -276,6 +215,7 @@ def decode_inner(envelope: Envelope, doc: Any) -> None:
             if isinstance(value, str) and value != "":
                 where = (f"/{index}" if isinstance(doc, list) else "") + f"/{name}"
                 raw = value.encode("utf-8", "surrogatepass")
+                check_shape(raw, where)
                 try:
                     inner = msgspec.json.decode(raw)
                 except msgspec.DecodeError as e:
@@ -287,12 +227,8 @@ def decode_inner(envelope: Envelope, doc: Any) -> None:
                         f"the field {name!r} is not valid UTF-8", [FieldError(where, str(e))]
                     ) from None
                 except RecursionError:
-                    raise bad_request(
-                        f"the field {name!r} is nested too deeply",
-                        [FieldError(where, f"is nested more than {MAX_DEPTH} levels deep")],
-                    ) from None
-                if _needs_check(raw):
-                    check_document(inner, where)
+                    raise nested_too_deeply(where) from None
+                check_nul(raw, where)
                 item[name] = inner
 
 
