@@ -74,7 +74,11 @@ class Writer:
                     ",".join(r.delivery.id for r, _ in batch[:10]) + (",…" if len(batch) > 10 else ""),
                     failure(e),
                 )
-                err = e if isinstance(e, StorageError) else StorageError(str(e))
+                # Storage trouble is a 503 the vendor retries; anything else is a bug, and
+                # reaches the ingest edge as itself (a 500, logged there by delivery id).
+                err: Exception = e
+                if isinstance(e, OSError | TimeoutError):
+                    err = StorageError(type(e).__name__)
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(err)
