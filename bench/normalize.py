@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from payloads import MIX, TYPICAL
 
-from receiver.config import DEFAULT_MAPPINGS_DIR
+from receiver.config import shipped_mappings_dir
 from receiver.ingest.envelope import decode_inner, decode_outer
 from receiver.mapping import load_dir
 from receiver.pipeline import map_document
@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0, help="per vendor")
     args = parser.parse_args()
-    mappings = load_dir(DEFAULT_MAPPINGS_DIR)
+    mappings = load_dir(shipped_mappings_dir())
     for label, mix in (("typical", TYPICAL), ("rich", MIX)):
         bench(label, mix, mappings, args.seconds)
 

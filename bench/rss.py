@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from payloads import MIX
 
 from receiver.clock import now_rfc3339
-from receiver.config import DEFAULT_MAPPINGS_DIR
+from receiver.config import shipped_mappings_dir
 from receiver.ids import new_id
 from receiver.ingest.envelope import decode_inner, decode_outer
 from receiver.mapping import load_dir
@@ -39,7 +39,7 @@ def rss_mb() -> float:
 
 
 async def run(n: int) -> None:
-    mappings = load_dir(DEFAULT_MAPPINGS_DIR)
+    mappings = load_dir(shipped_mappings_dir())
     db = Path(tempfile.mkdtemp(prefix="receiver-rss-")) / "receiver.db"
     store = SQLiteStore(db)
     await store.open()

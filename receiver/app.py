@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from .config import ConfigError, Settings
-from .credentials import Credentials, load_credentials
+from .credentials import Credentials, load_credentials, required
 from .edge import Edge
 from .files import secure_store_files
 from .ingest.endpoint import Ingest, build_sources
@@ -27,6 +27,7 @@ from .read.api import ReadAPI
 from .responses import JSONResponse, problem_response
 from .store.base import StorageError, Store
 from .store.sqlite import SQLiteStore
+from .ui import inspector
 from .writer import Writer
 
 log = logging.getLogger("receiver")
@@ -58,9 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     mappings = load_dir(settings.mappings_dir)
     secure_store_files(settings.data_dir, settings.sqlite_path)
-    credentials = load_credentials(
-        settings.data_dir, settings.env, sorted({m.envelope.credential.setting for m in mappings.values()})
-    )
+    credentials = load_credentials(settings.data_dir, settings.env, required(mappings))
     store = make_store(settings)
     writer = Writer(store, settings.queue_size, settings.batch_max)
     metrics = Metrics(lambda: writer.depth)
@@ -124,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *read_api.routes(),
+        inspector(service),
     ]
     app = Starlette(
         routes=routes,

@@ -1,50 +1,81 @@
-"""The ``receiver`` command: ``serve``, ``mappings check``."""
+"""The receiver command line: run the service and look after its store and credentials.
+
+Configuration comes from the environment, as for the service itself (docs/configuration.md):
+RECEIVER_DATA_DIR (default ./data), RECEIVER_DATABASE_URL, RECEIVER_MAPPINGS_DIR, and
+the credentials. Run `receiver COMMAND --help` for each command's options.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .config import LOG_LEVELS, ConfigError, Settings
-from .credentials import API_KEY_SETTING, Credentials
+from .credentials import API_KEY_SETTING, Credentials, MissingCredentials, read_credentials, required
 from .mapping import CompiledMapping, MappingError, load_dir
 
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
-def banner(mappings: dict[str, CompiledMapping], credentials: Credentials, base_url: str) -> str:
-    """The webhook URLs to paste into each vendor. A secret appears only on the start that
-    generated it; later starts show where it is kept instead."""
+
+class CommandError(Exception):
+    """A command cannot run as asked; the message says why and what to do."""
+
+
+def banner(
+    mappings: Mapping[str, CompiledMapping], credentials: Credentials, base_url: str, reveal: bool = False
+) -> str:
+    """The webhook URLs to paste into each vendor. On ``receiver serve`` a secret appears
+    only on the start that generated it (later starts show where it is kept instead);
+    ``receiver credentials`` reveals them all (``reveal``)."""
     lines = ["", "receiver: webhook URLs to paste into each vendor", ""]
+
+    def shown(setting: str) -> str:
+        if reveal or setting in credentials.generated:
+            return credentials.get(setting)
+        return f"<{setting}>"
+
     for name, m in sorted(mappings.items()):
-        setting = m.envelope.credential.setting
-        fresh = setting in credentials.generated
-        secret = credentials.get(setting) if fresh else f"<{setting}>"
+        setting = m.credential.setting
+        secret = shown(setting)
         route = next((r for r in m.envelope.routes if r.responder == "ingest"), None)
         path = "" if route is None or route.path in ("", "/") else route.path
         url = f"{base_url}/hooks/{name}{path}"
-        loc = m.envelope.credential.locations[0]
-        kind, _, field = loc.partition(":")
-        if kind == "query":
-            lines.append(f"  {name:8} {url}?{field}={secret}")
-        elif kind == "header":
-            lines.append(f"  {name:8} {url}   (header {field}: {secret})")
-        elif kind == "field":
-            lines.append(f"  {name:8} {url}   (field {field}={secret})")
+        loc = m.credential.locations[0]
+        if loc.kind == "query":
+            lines.append(f"  {name:8} {url}?{loc.name}={secret}")
+        elif loc.kind == "header":
+            lines.append(f"  {name:8} {url}   (header {loc.name}: {secret})")
+        elif loc.kind == "field":
+            lines.append(f"  {name:8} {url}   (field {loc.name}={secret})")
         else:
             lines.append(f"  {name:8} {url}   (Authorization: Bearer {secret})")
-    key = (
-        credentials.get(API_KEY_SETTING)
-        if API_KEY_SETTING in credentials.generated
-        else f"<{API_KEY_SETTING}>"
-    )
-    lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {key})"]
+    lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {shown(API_KEY_SETTING)})"]
+    if credentials.overridden:
+        lines.append(
+            f"  Set in the environment: {', '.join(sorted(credentials.overridden))}, replacing the value"
+            " kept in the data directory\n  (credentials.json now holds the new one). A vendor still sending"
+            " the old value gets 401:\n  update the URL pasted there."
+        )
+    for setting in sorted(credentials.misshapen):
+        lines.append(
+            f"  {setting} is not a UUID, which the vendor's SDK requires (generated before 0.2?).\n"
+            "  Plain HTTP clients still work; for the SDK, set a UUID in the environment."
+        )
     if credentials.generated:
-        lines.append("  Secrets generated on this start are kept in the data directory and shown only now.")
-    else:
-        lines.append("  Secrets come from the environment or the data directory (credentials.json).")
+        lines.append("  Secrets generated on this start are kept in the data directory and shown only now;")
+        lines.append("  `receiver credentials` prints them again.")
+    elif not reveal:
+        lines.append(
+            "  Secrets come from the environment or the data directory (credentials.json);\n"
+            "  `receiver credentials` prints them."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,33 +138,106 @@ def cmd_mappings_check(args: argparse.Namespace) -> int:
     except MappingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    print(f"mapping files in {directory}")
     for name, m in sorted(mappings.items()):
         print(f"ok  {m.name:14} {len(m.source_types):3} event types  ({name})")
+        if m.private:
+            print("    private: " + ", ".join(f"{key} ({', '.join(ops)})" for key, ops in m.private))
     return 0
 
 
+def cmd_mappings_docs(args: argparse.Namespace) -> int:
+    from .mapping.docs import transforms_markdown, update
+
+    if args.update is None:
+        sys.stdout.write(transforms_markdown())
+        return 0
+    try:
+        changed = update(Path(args.update))
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.update}: {'updated' if changed else 'up to date'}")
+    return 0
+
+
+def cmd_mappings_types(args: argparse.Namespace) -> int:
+    from .reference import types_markdown
+
+    directory = Path(args.dir) if args.dir else Settings.from_env().mappings_dir
+    sys.stdout.write(types_markdown(load_dir(directory)))
+    return 0
+
+
+def _data_dir_origin(settings: Settings) -> str:
+    if settings.env.get("RECEIVER_DATA_DIR"):
+        return f"RECEIVER_DATA_DIR={settings.env['RECEIVER_DATA_DIR']}"
+    return "RECEIVER_DATA_DIR is not set, so ./data of the current directory"
+
+
+async def existing_store(settings: Settings) -> None:
+    """Refuse to work on a store that is not there: opening it would create an empty one
+    (and a maintenance command on an empty store would only mislead)."""
+    path = settings.sqlite_path
+    if path is not None:
+        if not path.is_file():
+            raise CommandError(
+                f"no store at {path} ({_data_dir_origin(settings)}). Set RECEIVER_DATA_DIR to the"
+                " service's data directory, or RECEIVER_DATABASE_URL to its database."
+            )
+        return
+    import asyncpg
+
+    from .store.postgres import PostgresStore
+
+    pg = PostgresStore(settings.database_url)
+    table = f'"{pg.schema}".deliveries' if pg.schema else "deliveries"
+    try:
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            found = await conn.fetchval("SELECT to_regclass($1)", table)
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError) as e:
+        raise CommandError(f"cannot reach the PostgreSQL store (RECEIVER_DATABASE_URL): {e}") from None
+    if found is None:
+        parts = urlsplit(settings.database_url)
+        where = f"{parts.hostname or 'localhost'}{parts.path}" + (
+            f", schema {pg.schema}" if pg.schema else ""
+        )
+        raise CommandError(
+            f"no receiver store in PostgreSQL at {where} (RECEIVER_DATABASE_URL): nothing to read."
+            " Point RECEIVER_DATABASE_URL at the service's database, or start `receiver serve` on it once."
+        )
+
+
 async def _offline(fn: Any) -> int:
-    """Open the configured store and a writer in this process, run ``fn(service)``."""
+    """Open the configured store and a writer in this process, run ``fn(service)``. Needs
+    no credentials, and generates none."""
     from .app import Service, make_store
-    from .credentials import load_credentials
     from .metrics import Metrics
     from .writer import Writer
 
     settings = Settings.from_env()
+    await existing_store(settings)
     mappings = load_dir(settings.mappings_dir)
-    credentials = load_credentials(
-        settings.data_dir, settings.env, sorted({m.envelope.credential.setting for m in mappings.values()})
-    )
     store = make_store(settings)
     writer = Writer(store, settings.queue_size, settings.batch_max)
     await store.open()
     await writer.start()
     try:
-        result: int = await fn(Service(settings, mappings, credentials, store, writer, Metrics(lambda: 0)))
+        result: int = await fn(
+            Service(settings, mappings, Credentials({}), store, writer, Metrics(lambda: 0))
+        )
         return result
     finally:
         await writer.stop()
         await store.close()
+
+
+def _confirm(question: str) -> bool:
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -144,6 +248,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     async def run(svc: Any) -> int:
         ids = await svc.store.delivery_ids(DeliveryQuery(status=args.status, source=args.source))
+        if args.status is None and ids and not args.yes and sys.stdin.isatty():
+            which = f"every stored {args.source} delivery" if args.source else "every stored delivery"
+            question = (
+                f"Replay {which} ({len(ids)}: accepted, unmapped and rejected alike)? Their events"
+                " are replaced by what today's mapping files make of them."
+            )
+            if not _confirm(question):
+                print("nothing replayed")
+                return 1
         counts: dict[str, int] = {}
         with Progress(disable=not sys.stderr.isatty() and not args.progress) as progress:
             task = progress.add_task("replaying", total=len(ids))
@@ -181,6 +294,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return asyncio.run(_offline(run))
 
 
+def cmd_credentials(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    mappings = load_dir(settings.mappings_dir)
+    try:
+        credentials = read_credentials(settings.data_dir, settings.env, required(mappings))
+    except MissingCredentials as e:
+        raise CommandError(
+            f"{e} ({_data_dir_origin(settings)}). Set RECEIVER_DATA_DIR to the service's data"
+            " directory, or start `receiver serve` once to generate them."
+        ) from None
+    if args.env:
+        for name, value in sorted(credentials.values.items()):
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
+    base = args.public_url or os.environ.get("RECEIVER_PUBLIC_URL") or DEFAULT_BASE_URL
+    sys.stdout.write(banner(mappings, credentials, base.rstrip("/"), reveal=True))
+    return 0
+
+
 def cmd_migrate_store(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
@@ -189,11 +321,10 @@ def cmd_migrate_store(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     source = Path(args.source) if args.source else settings.sqlite_path
     if source is None or not source.exists():
-        print(f"receiver: no SQLite store at {source}", file=sys.stderr)
-        return 2
+        where = "--from" if args.source else _data_dir_origin(settings)
+        raise CommandError(f"no SQLite store at {source} ({where})")
     if not args.to.startswith(("postgresql://", "postgres://")):
-        print("receiver: --to must be a postgresql:// URL", file=sys.stderr)
-        return 2
+        raise CommandError("--to must be a postgresql:// URL")
     with Progress(disable=not sys.stderr.isatty()) as bar:
         tasks: dict[str, Any] = {}
 
@@ -207,41 +338,157 @@ def cmd_migrate_store(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="receiver", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Descriptions keep their line breaks (they are written for a terminal)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="receiver",
+        description=__doc__,
+        formatter_class=_Help,
+        epilog="Documentation: docs/ in the source distribution, or the project's repository.",
+    )
+    parser.add_argument("--version", action="version", version=f"receiver {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description, formatter_class=_Help)
+
+    serve = command(
+        "serve",
+        "run the HTTP service",
+        "Run the HTTP service: webhooks under /hooks/{source}, the read API under /v1.\n"
+        "On the start that generates credentials, prints the URLs to paste into each vendor.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     serve.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
-        help="debug, info, warning or error (default: RECEIVER_LOG_LEVEL, else info); no level logs"
+        help="debug, info, warning or error (default: $RECEIVER_LOG_LEVEL, else info); no level logs"
         " bodies, query values, secrets or personal data",
     )
     serve.set_defaults(fn=cmd_serve)
-    mappings = sub.add_parser("mappings", help="mapping files")
-    msub = mappings.add_subparsers(dest="mappings_command", required=True)
-    check = msub.add_parser("check", help="load and validate every mapping file of a directory")
-    check.add_argument("dir", nargs="?")
-    check.set_defaults(fn=cmd_mappings_check)
-    replay = sub.add_parser("replay", help="run stored deliveries through today's mappings again")
-    replay.add_argument("--status", choices=["accepted", "unmapped", "rejected"])
-    replay.add_argument("--source")
-    replay.add_argument("--progress", action="store_true", help="show the progress bar even when not a TTY")
+
+    creds = command(
+        "credentials",
+        "print the webhook URLs with their secrets, or `export` lines",
+        "Print the credentials the service uses, read where the service reads them: the\n"
+        "environment first, then credentials.json in RECEIVER_DATA_DIR. Generates nothing.\n"
+        'In a shell: eval "$(receiver credentials --env)" sets RECEIVER_KARTRA_TOKEN etc.',
+    )
+    creds.add_argument(
+        "--env", action="store_true", help="print `export RECEIVER_…=…` lines instead of URLs (default: URLs)"
+    )
+    creds.add_argument(
+        "--public-url",
+        metavar="URL",
+        help=f"base of the URLs (default: $RECEIVER_PUBLIC_URL, else {DEFAULT_BASE_URL})",
+    )
+    creds.set_defaults(fn=cmd_credentials)
+
+    mappings = command(
+        "mappings",
+        "check mapping files, or print their type table or transform reference",
+        "Mapping files: check, types, docs.",
+    )
+    msub = mappings.add_subparsers(
+        dest="mappings_command", required=True, title="commands", metavar="COMMAND"
+    )
+    for name, help, fn in (
+        ("check", "load and validate every mapping file of a directory", cmd_mappings_check),
+        (
+            "types",
+            "print the vendor type -> canonical type table as Markdown (docs/types.md)",
+            cmd_mappings_types,
+        ),
+    ):
+        p = msub.add_parser(
+            name, help=help, description=help[0].upper() + help[1:] + ".", formatter_class=_Help
+        )
+        p.add_argument(
+            "dir",
+            nargs="?",
+            help="directory of mapping files (default: $RECEIVER_MAPPINGS_DIR, else the shipped ones)",
+        )
+        p.set_defaults(fn=fn)
+    docs_help = "print the transform reference of mappings/README.md as Markdown, or --update that file"
+    docs = msub.add_parser("docs", help=docs_help, description=docs_help[0].upper() + docs_help[1:] + ".")
+    docs.add_argument(
+        "--update", metavar="README", help="rewrite the generated section of this file (default: print it)"
+    )
+    docs.set_defaults(fn=cmd_mappings_docs)
+
+    replay = command(
+        "replay",
+        "run stored deliveries through today's mappings again",
+        "Run stored deliveries through today's mapping files again. Each delivery's events are\n"
+        "replaced under the ids they had (never doubled); its status becomes what the mapping\n"
+        "now says. Without --status, EVERY stored delivery (of --source, if given) is replayed:\n"
+        "accepted, unmapped and rejected alike, so on a terminal it asks first (--yes skips the\n"
+        "question; without a terminal it does not ask). The store must exist.",
+    )
+    replay.add_argument(
+        "--status",
+        choices=["accepted", "unmapped", "rejected"],
+        help="only deliveries with this status, e.g. unmapped after adding a mapping (default: every status)",
+    )
+    replay.add_argument("--source", help="only deliveries of this source (default: every source)")
+    replay.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (default: ask on a terminal)"
+    )
+    replay.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when not a terminal (default: off)",
+    )
     replay.set_defaults(fn=cmd_replay)
-    export = sub.add_parser("export", help="write every event (or lead) to stdout")
-    export.add_argument("what", nargs="?", choices=["events", "leads"], default="events")
-    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
-    export.add_argument("--source")
-    export.add_argument("--type")
+
+    export = command(
+        "export",
+        "write every event (or lead) to stdout as NDJSON or CSV",
+        "Write every stored event (or lead) to stdout, newest first, streamed. The store must exist.",
+    )
+    export.add_argument(
+        "what",
+        nargs="?",
+        choices=["events", "leads"],
+        default="events",
+        help="what to export (default: %(default)s)",
+    )
+    export.add_argument(
+        "--format", choices=["ndjson", "csv"], default="ndjson", help="output format (default: %(default)s)"
+    )
+    export.add_argument("--source", help="only this source (default: every source)")
+    export.add_argument("--type", help="events only: only this canonical type (default: every type)")
     export.set_defaults(fn=cmd_export)
-    migrate = sub.add_parser("migrate-store", help="copy the SQLite store into PostgreSQL")
-    migrate.add_argument("--to", required=True, help="postgresql://… (the new RECEIVER_DATABASE_URL)")
-    migrate.add_argument("--from", dest="source", help="the SQLite file (default: the configured one)")
+
+    migrate = command(
+        "migrate-store",
+        "copy the SQLite store into PostgreSQL",
+        "Copy deliveries, events, leads and identities from a SQLite store into PostgreSQL\n"
+        "(streamed; safe to run again). Stop the service first.",
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://… (the new RECEIVER_DATABASE_URL; required)"
+    )
+    migrate.add_argument(
+        "--from", dest="source", metavar="FILE", help="the SQLite file (default: the configured store's)"
+    )
     migrate.set_defaults(fn=cmd_migrate_store)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     # Whatever a command creates (the store, its -wal and -shm, credentials) is its owner's only.
     os.umask(0o077)
-    result: int = args.fn(args)
+    try:
+        result: int = args.fn(args)
+    except (CommandError, ConfigError, MappingError) as e:
+        print(f"receiver: {e}", file=sys.stderr)
+        return 2
     return result

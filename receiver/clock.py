@@ -14,7 +14,8 @@ from functools import lru_cache
 
 @lru_cache(maxsize=8192)
 def _second(sec: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    t = time.gmtime(sec)  # strftime's %Y does not pad years before 1000
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def rfc3339_epoch(seconds: float) -> str:

@@ -1,17 +1,36 @@
-"""Configuration from environment variables (CONTRACT section 8)."""
+"""Configuration from environment variables (docs/configuration.md)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-
-DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
 
 class ConfigError(Exception):
     """A setting has a value the service cannot run with."""
+
+
+def shipped_mappings_dir() -> Path:
+    """Where the mapping files that ship with the service are: the one place that decides.
+
+    An installed wheel (pip, pipx, the Docker image) carries them as package data,
+    ``receiver/_mappings``. A source checkout (editable install, or ``python -m receiver``
+    from the repository) reads the repository's own ``mappings/``, so edits there take
+    effect without reinstalling. ``RECEIVER_MAPPINGS_DIR`` overrides both (``Settings``).
+    """
+    packaged = resources.files("receiver") / "_mappings"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parent.parent / "mappings"
+    if checkout.is_dir():
+        return checkout
+    raise ConfigError(
+        f"the shipped mapping files are missing from this installation ({packaged});"
+        " reinstall receiver-hooks, or set RECEIVER_MAPPINGS_DIR to a directory of mapping files"
+    )
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -59,7 +78,6 @@ class Settings:
     dedup_window_seconds: int = 600
     queue_size: int = 10_000
     batch_max: int = 512
-    api_key: str | None = None
     busy_timeout_ms: int = 5000
     #: Events one delivery may carry (a batch); more is a 413 and nothing is stored.
     max_events_per_delivery: int = 100
@@ -80,7 +98,8 @@ class Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("RECEIVER_DATA_DIR") or "./data").resolve()
         database_url = env.get("RECEIVER_DATABASE_URL") or f"sqlite:///{data_dir / 'receiver.db'}"
-        mappings_dir = Path(env.get("RECEIVER_MAPPINGS_DIR") or DEFAULT_MAPPINGS_DIR)
+        given = env.get("RECEIVER_MAPPINGS_DIR")
+        mappings_dir = Path(given) if given else shipped_mappings_dir()
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -89,7 +108,6 @@ class Settings:
             dedup_window_seconds=_int(env, "RECEIVER_DEDUP_WINDOW_SECONDS", 600),
             queue_size=_int(env, "RECEIVER_QUEUE_SIZE", 10_000, minimum=1),
             batch_max=_int(env, "RECEIVER_BATCH_MAX", 512, minimum=1),
-            api_key=env.get("RECEIVER_API_KEY") or None,
             busy_timeout_ms=_int(env, "RECEIVER_SQLITE_BUSY_TIMEOUT_MS", 5000),
             max_events_per_delivery=_int(env, "RECEIVER_MAX_EVENTS_PER_DELIVERY", 100, minimum=1),
             max_header_bytes=_int(env, "RECEIVER_MAX_HEADER_BYTES", 32 * 1024, minimum=1024),

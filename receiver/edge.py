@@ -57,7 +57,9 @@ class Edge:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", ()), *extra]
+                headers = list(message.get("headers", ()))
+                names = {k.lower() for k, _ in headers}  # a route may set its own (the inspector)
+                message["headers"] = headers + [h for h in extra if h[0] not in names]
             await send(message)
 
         try:

@@ -1,4 +1,4 @@
-"""The canonical event (CONTRACT section 3) and its closed set of types (section 5)."""
+"""The canonical event (docs/events.md) and its closed set of types (docs/types.md)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class EventType(StrEnum):
 
 
 class Identity(msgspec.Struct, frozen=True, array_like=True):
-    """An identifier of a person as one source knows it (CONTRACT section 4)."""
+    """An identifier of a person as one source knows it (docs/events.md)."""
 
     kind: str
     value: str

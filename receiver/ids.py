@@ -3,6 +3,10 @@
 RFC 9562 method 1: the 12-bit ``rand_a`` field is a counter that is incremented
 for ids made in the same millisecond, so ids never go backwards even when the
 wall clock does not move (or steps back a little).
+
+Events do not draw ids of their own: the n-th event of a delivery is named after the
+delivery and n (``event_id``), so mapping the same delivery again, a replay, gives
+every event the id it had, and sorting by id still sorts by arrival.
 """
 
 from __future__ import annotations
@@ -42,3 +46,26 @@ def new_id() -> str:
 def id_time_ms(value: str) -> int:
     """The millisecond timestamp embedded in a UUIDv7 string."""
     return int(value.replace("-", "")[:12], 16)
+
+
+#: Bits of ``rand_b`` that carry an event's position within its delivery; the other 32
+#: come from the delivery id's own random bits, which keep two deliveries made in the
+#: same millisecond with the same counter (two processes) apart.
+POSITION_BITS = 30
+
+
+def event_id(delivery_id: str, position: int) -> str:
+    """The id of the ``position``-th (0-based) event of a delivery: the delivery's
+    timestamp and counter, then the position, then the delivery's random bits.
+
+    Deterministic, still a UUIDv7 (its time is the delivery's arrival), and ordered: all
+    events of a delivery sort after those of earlier deliveries, before those of later
+    ones, and among themselves by position.
+    """
+    if not 0 <= position < 1 << POSITION_BITS:
+        raise ValueError(f"event position out of range: {position}")
+    value = int(delivery_id.replace("-", ""), 16)
+    tail = value & ((1 << 62) - 1)
+    value = value >> 62 << 62 | position << (62 - POSITION_BITS) | tail >> POSITION_BITS
+    h = value.to_bytes(16, "big").hex()
+    return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]

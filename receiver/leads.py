@@ -1,4 +1,4 @@
-"""Backend-neutral lead logic (CONTRACT section 4): traits merged newest-first.
+"""Backend-neutral lead logic (docs/events.md): traits merged newest-first.
 
 Traits are kept flat (``address.city``) beside the ``occurred_at`` of the event that
 set each one, so a late-arriving older event never overwrites a newer value, and a

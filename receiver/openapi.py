@@ -1,28 +1,310 @@
-"""The OpenAPI document of the whole HTTP API, built from the loaded mappings."""
+"""The OpenAPI 3.1 document of the whole HTTP API.
+
+Schemas are generated from msgspec Structs (``msgspec.json.schema_components``): the
+canonical event and the replay result as the service encodes them, and the Structs below
+for the answers it writes as plain objects. The ``/hooks`` operations are generated from
+each mapping's plan: its routes, methods, body formats, credential locations and answer
+style. The read API is the table at the end.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
+import msgspec
+
+from .events import Event
 from .mapping import CompiledMapping
+from .mapping.spec import Answer, Route
+from .problems import FieldError
+from .replay import ReplayResult
 
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+T = TypeVar("T")
 
 
-def _resp(
+class ProblemDetails(msgspec.Struct):
+    """An error answer (RFC 9457), as ``application/problem+json``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError]
+    """Every offending field, as a JSON Pointer into the event as the vendor documents it."""
+
+
+class EventRef(msgspec.Struct):
+    id: str
+    type: str
+
+
+class UnmappedItem(msgspec.Struct):
+    index: int
+    source_type: str | None
+
+
+class Accepted(msgspec.Struct):
+    """A stored delivery: its events, or the items whose type has no mapping yet."""
+
+    delivery_id: str
+    status: Literal["accepted", "unmapped"]
+    events: list[EventRef]
+    unmapped: list[UnmappedItem] = []
+
+
+class Duplicate(msgspec.Struct):
+    """The same delivery again: nothing new was stored."""
+
+    status: Literal["duplicate"]
+    delivery_id: str
+
+
+class SuccessFlag(msgspec.Struct):
+    """A vendor's own success answer; the route's ``echo`` fields are copied from the body."""
+
+    success: Literal[True]
+    message: str
+
+
+class FailureFlag(msgspec.Struct):
+    """A vendor's own error answer."""
+
+    success: Literal[False]
+    error: str
+    errors: list[FieldError]
+
+
+class Page(msgspec.Struct, Generic[T]):
+    """One page, newest first; ``next_cursor`` is the ``cursor`` of the next page."""
+
+    data: list[T]
+    next_cursor: str | None
+
+
+class LeadIdentity(msgspec.Struct):
+    source: str
+    kind: str
+    value: str
+
+
+class Lead(msgspec.Struct):
+    """A person, as identity resolution knows them."""
+
+    id: str
+    created_at: str
+    updated_at: str
+    first_seen_at: str
+    last_seen_at: str
+    traits: dict[str, Any]
+    identities: list[LeadIdentity]
+    sources: list[str]
+    event_count: int
+
+
+class DeliverySummary(msgspec.Struct):
+    """A request a vendor sent, as logged."""
+
+    id: str
+    source: str
+    received_at: str
+    method: str
+    path: str
+    content_type: str
+    status: Literal["accepted", "unmapped", "rejected"]
+    idempotency_key: str | None
+    mapping: str | None
+    body_format: Literal["original", "document", "withheld"]
+    reasons: list[FieldError]
+
+
+class Delivery(DeliverySummary):
+    """One delivery with its body (as redacted), headers (credentials removed) and events."""
+
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: str | None
+    events: list[EventRef]
+
+
+class ReplaySummary(msgspec.Struct):
+    replayed: int
+    by_status: dict[str, int]
+    events: int
+
+
+SCHEMAS: list[Any] = [
+    ProblemDetails,
+    Accepted,
+    Duplicate,
+    SuccessFlag,
+    FailureFlag,
+    Event,
+    Page[Event],
+    Lead,
+    Page[Lead],
+    Delivery,
+    Page[DeliverySummary],
+    ReplayResult,
+    ReplaySummary,
+]
+
+
+REFS, COMPONENTS = msgspec.json.schema_components(SCHEMAS, ref_template="#/components/schemas/{name}")
+SCHEMA = {ref["$ref"].rsplit("/", 1)[1]: ref for ref in REFS}
+"""Schema references by component name (``Page_Event_`` for ``Page[Event]``)."""
+
+
+def _content(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    return {media: {"schema": schema}}
+
+
+def _response(
     description: str, schema: dict[str, Any] | None = None, media: str = "application/json"
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"description": description}
     if schema is not None:
-        out["content"] = {media: {"schema": schema}}
+        out["content"] = _content(schema, media)
     return out
 
 
 def _problem(description: str) -> dict[str, Any]:
-    return _resp(description, _PROBLEM, "application/problem+json")
+    return _response(description, SCHEMA["ProblemDetails"], "application/problem+json")
 
 
-def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+# -- /hooks, from the mappings ------------------------------------------------------------
+
+_ERRORS = {
+    "400": "the body cannot be parsed (bad JSON or form, a JSON-text field that is not JSON, not UTF-8)",
+    "401": "missing or wrong credential",
+    "413": "body over the size limit",
+    "415": "the content type cannot carry the payload",
+    "422": "breaks the vendor's documented constraints (every offending field is listed)",
+    "503": "storage unavailable or overloaded; retry after Retry-After seconds",
+}
+
+
+_STORED = "stored (accepted, or unmapped: replayable once its type is mapped)"
+
+
+def _answers(answer: Answer) -> dict[str, Any]:
+    """The responses of an ingest route, by its answer style."""
+    out: dict[str, Any]
+    if answer.style == "success_flag":
+        out = {"200": _response("tracked, or a duplicate of an earlier delivery", SCHEMA["SuccessFlag"])}
+    elif answer.style == "ok":
+        either = {"oneOf": [SCHEMA["Accepted"], SCHEMA["Duplicate"]]}
+        out = {"200": _response(f"{_STORED}, or a duplicate of an earlier delivery", either)}
+    else:
+        out = {
+            "202": _response(_STORED, SCHEMA["Accepted"]),
+            "200": _response("a duplicate of an earlier delivery", SCHEMA["Duplicate"]),
+        }
+    errors = dict(_ERRORS)
+    invalid = str(answer.invalid_status)
+    if invalid != "422":
+        errors[invalid] = f"{errors.get(invalid, 'rejected')}; or {errors.pop('422')}"
+    for status, description in sorted(errors.items()):
+        if answer.style == "success_flag":
+            out[status] = _response(description, SCHEMA["FailureFlag"])
+        else:
+            out[status] = _problem(description)
+    return out
+
+
+def _security(m: CompiledMapping) -> list[dict[str, list[str]]]:
+    alternatives: list[dict[str, list[str]]] = [
+        {_scheme_name(m.source, str(loc)): []} for loc in m.credential.locations if loc.kind != "field"
+    ]
+    if m.credential.field:
+        alternatives.append({})  # the credential may ride in the body instead
+    return alternatives
+
+
+def _scheme_name(source: str, location: str) -> str:
+    return f"{source}_" + "".join(c if c.isalnum() else "_" for c in location)
+
+
+def security_schemes(mappings: dict[str, CompiledMapping]) -> dict[str, Any]:
+    schemes: dict[str, Any] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "RECEIVER_API_KEY"}
+    }
+    for name, m in sorted(mappings.items()):
+        for loc in m.credential.locations:
+            description = f"equals {m.credential.setting}"
+            if loc.kind == "bearer":
+                scheme: dict[str, Any] = {"type": "http", "scheme": "bearer"}
+            elif loc.kind in ("query", "header"):
+                scheme = {"type": "apiKey", "in": loc.kind, "name": loc.name}
+            else:
+                continue
+            schemes[_scheme_name(name, str(loc))] = {**scheme, "description": description}
+    return schemes
+
+
+def _body(m: CompiledMapping) -> dict[str, Any]:
+    document: dict[str, Any] = {"type": "object"}
+    if m.batch:
+        document = {"oneOf": [document, {"type": "array", "items": {"type": "object"}}]}
+    content: dict[str, Any] = {}
+    if m.envelope.body in ("json", "json_or_form"):
+        content["application/json"] = {"schema": document}
+    if m.envelope.body in ("form", "json_or_form"):
+        content["application/x-www-form-urlencoded"] = {"schema": {"type": "object"}}
+    note = ""
+    if m.envelope.body == "json_or_form":
+        note = " The body decides between JSON and a form, whatever its Content-Type says."
+    if m.envelope.json_fields:
+        note += f" Fields holding JSON text: {', '.join(m.envelope.json_fields)}."
+    return {"description": f"The vendor's {m.envelope.body} body.{note}", "content": content}
+
+
+def _operation(name: str, m: CompiledMapping, route: Route, method: str) -> dict[str, Any]:
+    slug = "".join(c if c.isalnum() else "_" for c in route.path).strip("_") or "root"
+    op: dict[str, Any] = {"operationId": f"{name}_{method.lower()}_{slug}", "tags": [f"hooks: {name}"]}
+    if route.responder == "client_id":
+        return {
+            **op,
+            "summary": f"{name}: a new anonymous client id (echoes a valid ?cid=)",
+            "security": [],
+            "parameters": [{"name": "cid", "in": "query", "schema": {"type": "string"}}],
+            "responses": {
+                "200": _response(
+                    "32 hex characters", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "text/plain"
+                )
+            },
+        }
+    what = (
+        f"events of type {route.source_type}" if route.source_type else f"{len(m.source_types)} event types"
+    )
+    credential = ", ".join(map(str, m.credential.locations))
+    op.update(
+        summary=f"{name}: ingest a delivery ({what})",
+        description=f"Mapping {m.name}. Credential ({credential}) equals {m.credential.setting}.",
+        security=_security(m),
+        parameters=[
+            {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+            {"name": "webhook-id", "in": "header", "schema": {"type": "string"}},
+        ],
+        responses=_answers(route.answer),
+    )
+    if method != "GET":
+        op["requestBody"] = _body(m)
+    return op
+
+
+def hook_paths(mappings: dict[str, CompiledMapping]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for name, m in sorted(mappings.items()):
+        for route in m.envelope.routes:
+            url = f"/hooks/{name}" + ("" if route.path in ("", "/") else "/" + route.path.strip("/"))
+            paths[url] = {method.lower(): _operation(name, m, route, method) for method in route.methods}
+    return paths
+
+
+# -- the read API ----------------------------------------------------------------------------
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "description": description, "schema": schema or {"type": "string"}}
 
 
@@ -36,128 +318,131 @@ def _id(what: str) -> dict[str, Any]:
     }
 
 
+_TIME = {"type": "string", "format": "date-time"}
 _PAGING = [
-    _q("limit", "page size, 1..1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
-    _q("cursor", "next_cursor of the previous page"),
+    _query("limit", "page size, 1..1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    _query("cursor", "next_cursor of the previous page"),
 ]
-_LIST = _resp("a page: {data, next_cursor}; or every match as NDJSON / CSV by Accept header")
-_LIST["content"] = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {
-                "data": {"type": "array", "items": {"type": "object"}},
-                "next_cursor": {"type": ["string", "null"]},
-            },
-        }
-    },
-    "application/x-ndjson": {"schema": {"type": "string"}},
-    "text/csv": {"schema": {"type": "string"}},
-}
-_SECURED: dict[str, Any] = {"security": [{"bearer": []}]}
+_EVENT_FILTERS = [
+    _query("source", "a source name"),
+    _query("type", "canonical type, e.g. order.placed"),
+    _query("since", "received_at >= (RFC 3339)", _TIME),
+    _query("until", "received_at < (RFC 3339)", _TIME),
+]
+_STATUS = _query("status", "accepted, unmapped or rejected", {"enum": ["accepted", "unmapped", "rejected"]})
+
+
+def _listing(page: str) -> dict[str, Any]:
+    return {
+        "description": "a page; or every match as NDJSON / CSV (by the Accept header)",
+        "content": {
+            "application/json": {"schema": SCHEMA[page]},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
 
 
 def read_api_paths() -> dict[str, Any]:
-    """``/v1``: every route with its parameters (CONTRACT section 7)."""
-    event_filters = [
-        _q("source", "kartra, convead, croct, affitor, …"),
-        _q("type", "canonical type, e.g. order.placed"),
-        _q("lead_id", "events of this lead (merged-away ids resolve)"),
-        _q("since", "received_at >= (RFC 3339)", {"type": "string", "format": "date-time"}),
-        _q("until", "received_at < (RFC 3339)", {"type": "string", "format": "date-time"}),
-    ]
+    """``/v1``: every route with its parameters (docs/read-api.md)."""
     unauthorized = _problem("missing or wrong API key")
     bad = _problem("a query parameter is invalid (named in errors[].path)")
     missing = _problem("not found")
+
+    def op(summary: str, parameters: list[Any], ok: tuple[str, Any], *more: str) -> dict[str, Any]:
+        responses = {ok[0]: ok[1], "401": unauthorized}
+        for status in more:
+            responses[status] = bad if status == "400" else missing
+        return {
+            "summary": summary,
+            "security": [{"bearer": []}],
+            "parameters": parameters,
+            "responses": responses,
+        }
+
     return {
         "/v1/events": {
-            "get": {
-                **_SECURED,
-                "summary": "events, newest first",
-                "parameters": event_filters + _PAGING,
-                "responses": {"200": _LIST, "400": bad, "401": unauthorized},
-            }
+            "get": op(
+                "events, newest first",
+                [
+                    *_EVENT_FILTERS,
+                    _query("lead_id", "events of this lead (merged-away ids resolve)"),
+                    *_PAGING,
+                ],
+                ("200", _listing("Page_Event_")),
+                "400",
+            )
         },
         "/v1/events/{id}": {
-            "get": {
-                **_SECURED,
-                "summary": "one event",
-                "parameters": [_id("event")],
-                "responses": {"200": _resp("the event"), "401": unauthorized, "404": missing},
-            }
+            "get": op("one event", [_id("event")], ("200", _response("the event", SCHEMA["Event"])), "404")
         },
         "/v1/leads": {
-            "get": {
-                **_SECURED,
-                "summary": "leads, newest first",
-                "parameters": [
-                    _q("email", "exact email, matched through its hash"),
-                    _q("source", "leads seen from this source"),
-                    _q(
-                        "updated_since", "updated_at >= (RFC 3339)", {"type": "string", "format": "date-time"}
-                    ),
+            "get": op(
+                "leads, newest first",
+                [
+                    _query("email", "exact email, matched through its hash"),
+                    _query("source", "leads seen from this source"),
+                    _query("updated_since", "updated_at >= (RFC 3339)", _TIME),
                     *_PAGING,
                 ],
-                "responses": {"200": _LIST, "400": bad, "401": unauthorized},
-            }
+                ("200", _listing("Page_Lead_")),
+                "400",
+            )
         },
         "/v1/leads/{id}": {
-            "get": {
-                **_SECURED,
-                "summary": "one lead (a merged-away id answers the surviving lead)",
-                "parameters": [_id("lead")],
-                "responses": {"200": _resp("the lead"), "401": unauthorized, "404": missing},
-            },
-            "delete": {
-                **_SECURED,
-                "summary": "erase the lead, its events and their raw deliveries",
-                "parameters": [_id("lead")],
-                "responses": {"204": _resp("erased"), "401": unauthorized, "404": missing},
-            },
+            "get": op(
+                "one lead (a merged-away id answers the surviving lead)",
+                [_id("lead")],
+                ("200", _response("the lead", SCHEMA["Lead"])),
+                "404",
+            ),
+            "delete": op(
+                "erase the lead, its events and their raw deliveries",
+                [_id("lead")],
+                ("204", _response("erased")),
+                "404",
+            ),
         },
         "/v1/leads/{id}/events": {
-            "get": {
-                **_SECURED,
-                "summary": "a lead's timeline, newest first",
-                "parameters": [_id("lead"), *event_filters[:2], *event_filters[3:], *_PAGING],
-                "responses": {"200": _LIST, "401": unauthorized, "404": missing},
-            }
+            "get": op(
+                "a lead's timeline, newest first",
+                [_id("lead"), *_EVENT_FILTERS, *_PAGING],
+                ("200", _listing("Page_Event_")),
+                "400",
+                "404",
+            )
         },
         "/v1/deliveries": {
-            "get": {
-                **_SECURED,
-                "summary": "the raw delivery log, newest first",
-                "parameters": [
-                    _q("status", "accepted, unmapped or rejected"),
-                    _q("source", "source name"),
-                    *_PAGING,
-                ],
-                "responses": {"200": _LIST, "400": bad, "401": unauthorized},
-            }
+            "get": op(
+                "the raw delivery log, newest first",
+                [_STATUS, _query("source", "a source name"), *_PAGING],
+                ("200", _listing("Page_DeliverySummary_")),
+                "400",
+            )
         },
         "/v1/deliveries/{id}": {
-            "get": {
-                **_SECURED,
-                "summary": "one delivery: body (as redacted), headers (credentials removed), reasons, events",
-                "parameters": [_id("delivery")],
-                "responses": {"200": _resp("the delivery"), "401": unauthorized, "404": missing},
-            }
+            "get": op(
+                "one delivery: body (as redacted), headers (credentials removed), reasons, events",
+                [_id("delivery")],
+                ("200", _response("the delivery", SCHEMA["Delivery"])),
+                "404",
+            )
         },
         "/v1/deliveries/{id}/replay": {
-            "post": {
-                **_SECURED,
-                "summary": "map one delivery again (replaces its events)",
-                "parameters": [_id("delivery")],
-                "responses": {"200": _resp("the new outcome"), "401": unauthorized, "404": missing},
-            }
+            "post": op(
+                "map one delivery again (its events are replaced)",
+                [_id("delivery")],
+                ("200", _response("the new outcome", SCHEMA["ReplayResult"])),
+                "404",
+            )
         },
         "/v1/replay": {
-            "post": {
-                **_SECURED,
-                "summary": "map every matching delivery again",
-                "parameters": [_q("status", "accepted, unmapped or rejected"), _q("source", "source name")],
-                "responses": {"200": _resp("{replayed, by_status, events}"), "400": bad, "401": unauthorized},
-            }
+            "post": op(
+                "map every matching delivery again",
+                [_STATUS, _query("source", "a source name")],
+                ("200", _response("how many, by status", SCHEMA["ReplaySummary"])),
+                "400",
+            )
         },
     }
 
@@ -165,60 +450,27 @@ def read_api_paths() -> dict[str, Any]:
 def build_openapi(
     mappings: dict[str, CompiledMapping], extra_paths: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    for name, m in sorted(mappings.items()):
-        cred = m.envelope.credential
-        for route in m.envelope.routes:
-            url = f"/hooks/{name}" + ("" if route.path in ("", "/") else route.path)
-            ops: dict[str, Any] = {}
-            for method in route.methods:
-                if route.responder == "client_id":
-                    ops[method.lower()] = {
-                        "summary": f"{name}: a new anonymous client id (echoes ?cid=)",
-                        "parameters": [{"name": "cid", "in": "query", "schema": {"type": "string"}}],
-                        "responses": {"200": _resp("32 hex characters", {"type": "string"}, "text/plain")},
-                    }
-                    continue
-                ok = "200" if route.answer.style != "standard" else "202"
-                ops[method.lower()] = {
-                    "summary": f"{name}: ingest a delivery ({m.envelope.body} body)",
-                    "description": f"Credential: {', '.join(cred.locations)} equals {cred.setting}.",
-                    "parameters": [
-                        {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
-                        {"name": "webhook-id", "in": "header", "schema": {"type": "string"}},
-                    ],
-                    "requestBody": {
-                        "content": {
-                            "application/json": {"schema": {}},
-                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
-                        }
-                    },
-                    "responses": {
-                        ok: _resp("stored (accepted or unmapped)", {"$ref": "#/components/schemas/Accepted"}),
-                        "200": _resp("stored, or a duplicate of an earlier delivery"),
-                        "400": _problem("the body cannot be parsed"),
-                        "401": _problem("missing or wrong credential"),
-                        "413": _problem("body over the limit"),
-                        "415": _problem("content type cannot carry the payload"),
-                        "422": _problem("breaks the vendor's documented constraints"),
-                        "503": _problem("storage unavailable or overloaded; see Retry-After"),
-                    },
-                }
-            paths[url] = ops
-    paths["/healthz"] = {"get": {"summary": "process up", "responses": {"200": _resp("ok")}}}
+    paths = hook_paths(mappings)
+    paths["/healthz"] = {
+        "get": {"summary": "process up", "security": [], "responses": {"200": _response("ok")}}
+    }
     paths["/readyz"] = {
         "get": {
             "summary": "storage writable",
-            "responses": {"200": _resp("ready"), "503": _problem("not ready")},
+            "security": [],
+            "responses": {"200": _response("ready"), "503": _problem("not ready")},
         }
     }
     paths["/metrics"] = {
         "get": {
             "summary": "Prometheus metrics",
-            "responses": {"200": _resp("text format", {"type": "string"}, "text/plain")},
+            "security": [],
+            "responses": {"200": _response("text format", {"type": "string"}, "text/plain")},
         }
     }
-    paths["/openapi.json"] = {"get": {"summary": "this document", "responses": {"200": _resp("OpenAPI 3.1")}}}
+    paths["/openapi.json"] = {
+        "get": {"summary": "this document", "security": [], "responses": {"200": _response("OpenAPI 3.1")}}
+    }
     paths.update(read_api_paths())
     paths.update(extra_paths or {})
     return {
@@ -229,39 +481,5 @@ def build_openapi(
             "description": "Webhook receiver and normalizer for marketing platforms.",
         },
         "paths": paths,
-        "components": {
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "errors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
-                            },
-                        },
-                    },
-                },
-                "Accepted": {
-                    "type": "object",
-                    "properties": {
-                        "delivery_id": {"type": "string"},
-                        "status": {"type": "string", "enum": ["accepted", "unmapped", "duplicate"]},
-                        "events": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"id": {"type": "string"}, "type": {"type": "string"}},
-                            },
-                        },
-                    },
-                },
-            },
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
+        "components": {"schemas": COMPONENTS, "securitySchemes": security_schemes(mappings)},
     }

@@ -7,7 +7,7 @@ from typing import Any
 from msgspec import Struct
 
 from .events import Event, Identity
-from .ids import new_id
+from .ids import event_id
 from .mapping import CompiledMapping
 from .problems import FieldError
 from .store.base import Status
@@ -37,10 +37,10 @@ def map_document(
         return Mapped("rejected", [], [], outcome.errors, outcome.unmapped)
     events = []
     identities = []
-    for m in outcome.events:
+    for position, m in enumerate(outcome.events):
         events.append(
             Event(
-                id=new_id(),
+                id=event_id(delivery_id, position),
                 source=mapping.source,
                 source_type=m.source_type,
                 type=m.type,

@@ -1,4 +1,4 @@
-"""Run stored deliveries through today's mappings again (CONTRACT section 7).
+"""Run stored deliveries through today's mappings again (docs/read-api.md).
 
 The stored body is what the first run mapped (credentials and privacy-marked fields
 already removed), so a replay sees exactly that; the writer replaces the events an

@@ -194,9 +194,16 @@ class Server:
     """``receiver serve`` as a child process."""
 
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        cwd: Path = ROOT,
+        args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.command = command or [sys.executable, "-m", "receiver"]
+        self.cwd = cwd
         self.args = args or []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -206,12 +213,12 @@ class Server:
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "serve", "--port", str(self.port), *self.args],
+            [*self.command, "serve", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=ROOT,
+            cwd=self.cwd,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

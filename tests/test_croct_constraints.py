@@ -1,4 +1,4 @@
-"""Croct's documented constraints (vendor docs 000 and 001, CONTRACT section 2).
+"""Croct's documented constraints (vendor docs 000 and 001, docs/webhooks.md).
 
 Every constraint of the Croct event reference is broken once, in an otherwise valid event
 built from the reference's complete examples. Each breach must answer 422

@@ -1,4 +1,4 @@
-"""Vendor payload -> expected canonical events, one fixture file per CONTRACT section 5 row.
+"""Vendor payload -> expected canonical events, one fixture file per docs/types.md row.
 
 Each ``tests/fixtures/<source>/*.yaml`` holds a request (as the vendor sends it) and the
 events it must produce. The request goes through the real ASGI app onto a real SQLite

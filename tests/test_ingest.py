@@ -1,4 +1,4 @@
-"""The ingest edge over HTTP: every row of CONTRACT section 2, for every source.
+"""The ingest edge over HTTP: every row of the answers table (docs/webhooks.md), for every source.
 
 After each bad input the server must still answer /healthz, and the raw log must hold
 exactly what the contract says (rejected with reasons, or nothing at all).

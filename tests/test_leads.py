@@ -1,4 +1,4 @@
-"""One lead across vendors (CONTRACT section 4) and erasure (section 6), over HTTP."""
+"""One lead across vendors (docs/events.md) and erasure (docs/privacy.md), over HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Privacy on disk (CONTRACT section 6) and a fifth vendor added with one file, no Python."""
+"""Privacy on disk (docs/privacy.md) and a fifth vendor added with one file, no Python."""
 
 from __future__ import annotations
 

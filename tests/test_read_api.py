@@ -1,4 +1,4 @@
-"""The read API over HTTP (CONTRACT section 7): auth, paging, filters, exports, replay, erasure."""
+"""The read API over HTTP (docs/read-api.md): auth, paging, filters, exports, replay, erasure."""
 
 from __future__ import annotations
 

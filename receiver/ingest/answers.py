@@ -1,4 +1,4 @@
-"""How a route answers: the receiver's own answers (CONTRACT section 2) or a vendor's.
+"""How a route answers: the receiver's own answers (docs/webhooks.md) or a vendor's.
 
 The style is chosen per route in the mapping file; the set of styles is closed.
 """

@@ -23,7 +23,7 @@ def too_slow(seconds: float) -> Problem:
     )
 
 
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
     declared = request.headers.get("content-length")
     if (
         declared is not None

@@ -65,7 +65,7 @@ UNSTORED_HEADERS = frozenset(
 )  # fmt: skip
 #: Most headers stored per delivery (their total size is bounded by the header limit).
 MAX_STORED_HEADERS = 40
-#: Query parameters never stored (CONTRACT section 1: token, app_key).
+#: Query parameters never stored (docs/webhooks.md: token, app_key).
 SECRET_QUERY = frozenset({"token", "app_key", "api_key", "key"})
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -132,13 +132,11 @@ def build_sources(
 ) -> dict[str, Source]:
     out = {}
     for name, m in mappings.items():
-        locs = m.envelope.credential.locations
-        q = [loc.split(":", 1)[1] for loc in locs if loc.startswith("query:")]
-        h = [loc.split(":", 1)[1].lower() for loc in locs if loc.startswith("header:")]
-        described = [_describe(loc) for loc in locs]
+        q, h = list(m.credential.query), list(m.credential.header)
+        described = [_describe(str(loc)) for loc in m.credential.locations]
         out[name] = Source(
             mapping=m,
-            secret=credentials.get(m.envelope.credential.setting),
+            secret=credentials.get(m.credential.setting),
             routes={r.path.rstrip("/") or "/": r for r in m.envelope.routes},
             dedup_window=(
                 m.envelope.dedup_window_seconds
@@ -147,13 +145,11 @@ def build_sources(
             ),
             query_credentials=q,
             header_credentials=h,
-            bearer="bearer" in locs,
-            body_credentials=[loc.split(":", 1)[1] for loc in locs if loc.startswith("field:")],
+            bearer=m.credential.bearer,
+            body_credentials=list(m.credential.field),
             secret_headers=SECRET_HEADERS | frozenset(h),
             secret_query=SECRET_QUERY | frozenset(q),
-            expects=" or ".join(
-                [", ".join(described[:-1]), described[-1]] if len(described) > 1 else described
-            ),
+            expects=_either(described),
         )
     return out
 
@@ -372,8 +368,10 @@ class Ingest:
         m = source.mapping
         env = m.envelope
         body = delivery.body or b""
-        # What cannot be parsed cannot be redacted: a source with secrets in its body or
-        # privacy-marked fields keeps only the parsed, redacted document, never the bytes.
+        # What cannot be parsed cannot be redacted: from a source with secrets in its body or
+        # privacy-marked fields, an unparseable body is not kept. A source with such fields
+        # keeps the parsed, redacted document, never the bytes (a repeated JSON key or an
+        # overwritten form field could hide a clear copy of a marked value in them).
         sensitive = m.has_privacy or bool(source.body_credentials)
         try:
             document = decode_outer(env, body, content_type, raw_query)
@@ -403,7 +401,7 @@ class Ingest:
             withhold_unreadable(env, document)
             self._keep_document(m, delivery, document, force=True)
             return Prepared(document, None, p)
-        self._keep_document(m, delivery, document, force=sensitive or (env.query_fields and bool(pairs)))
+        self._keep_document(m, delivery, document, force=m.has_privacy or (env.query_fields and bool(pairs)))
         mapped = map_document(m, document, headers, sub, delivery.received_at, delivery.id)
         return Prepared(document, mapped, None)
 

@@ -1,4 +1,7 @@
-"""Declarative mappings: one file per source, compiled once into plain functions."""
+"""Declarative mappings: one file per source, compiled once into a plan and its code.
+
+spec (the file, typed) -> compile -> plan (typed nodes) -> codegen (the functions that run)
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,38 @@ from pathlib import Path
 
 import msgspec
 
-from .engine import CompiledMapping, MapOutcome, MappedEvent, MappingError
-from .spec import MappingFile
+from .compile import MappingError, compile_plan
+from .engine import CompiledMapping, MapOutcome, MappedEvent
+from .spec import MappingFile, decode_hook
 
-__all__ = ["CompiledMapping", "MapOutcome", "MappedEvent", "MappingError", "load_dir", "load_file"]
+__all__ = [
+    "CompiledMapping",
+    "MapOutcome",
+    "MappedEvent",
+    "MappingError",
+    "load_dir",
+    "load_file",
+    "load_text",
+]
+
+
+def load_text(text: bytes | str, where: str) -> CompiledMapping:
+    """A mapping from its YAML text; ``where`` names it in errors (a file name)."""
+    try:
+        spec = msgspec.yaml.decode(text, type=MappingFile, dec_hook=decode_hook)
+    except msgspec.ValidationError as e:
+        raise MappingError(where, str(e)) from None
+    except msgspec.DecodeError as e:
+        raise MappingError(where, f"cannot read: {e}") from None
+    return CompiledMapping(compile_plan(spec, where))
 
 
 def load_file(path: Path) -> CompiledMapping:
     try:
-        spec = msgspec.yaml.decode(path.read_bytes(), type=MappingFile)
-    except msgspec.ValidationError as e:
-        raise MappingError(str(path), str(e)) from None
-    except (msgspec.DecodeError, OSError) as e:
+        text = path.read_bytes()
+    except OSError as e:
         raise MappingError(str(path), f"cannot read: {e}") from None
-    return CompiledMapping(spec, str(path))
+    return load_text(text, str(path))
 
 
 def load_dir(directory: Path) -> dict[str, CompiledMapping]:

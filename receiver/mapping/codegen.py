@@ -1,159 +1,363 @@
-"""Generate one Python function per event type from its compiled outputs.
+"""Generate the Python code that runs a plan: one function per event type.
 
-Closures cost a call per field and per path step; a mapping with 60 fields spent
-~250 µs an event that way. The generated function reads every shared path prefix
-once into a local, inlines simple fields as dict lookups, builds the output dicts
-directly, and calls back into closures only for what cannot be inlined (arrays item
-by item, switches, privacy, non-event namespaces).
+A closure per field and per path step cost ~250 µs an event on a 60-field mapping. The
+generated function reads every shared path prefix once into a local, writes paths and
+simple transforms inline, loops over arrays and chooses switch cases in place, and
+builds the output objects directly. It follows the node semantics written in
+``plan.py``; ``interpret.py`` is the plain reading of the same semantics, and a test
+runs every fixture through both.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
-from . import transforms as tf
-from .paths import Ctx
+from .output import place_at, put_member
+from .paths import Ctx, Path, elements, pointer, walk
+from .plan import Each, Node, Output, Switch, Value
+from .privacy import Failure, Redacted, protect, settle
+from .transforms import TransformError, to_text
 
-Privacy = str
+OutputsFn = Callable[[Any, Ctx, str], dict[str, Any]]
+ValuesFn = Callable[[Any, Ctx, str], list[Any]]
 
+#: Steps written inline, by transform name (``v`` is known not to be None).
+_INLINE = {
+    "trim": "{v} = ({v}.strip() or None) if {v}.__class__ is str else {v}",
+    "lower": "{v} = {v}.lower() if {v}.__class__ is str else {v}",
+    "upper": "{v} = {v}.upper() if {v}.__class__ is str else {v}",
+}
 
-@dataclass
-class Simple:
-    """A field that is only: event paths (first non-null wins) + transforms + default/required."""
+#: Transforms that return a value of this class unchanged (``number``: a finite int).
+_UNCHANGED = {"string": "str", "number": "int"}
 
-    paths: list[list[str]]
-    pointers: list[str]
-    chain: list[tf.Fn]
-    default: Any
-    required: bool
-
-
-@dataclass
-class OutputPlan:
-    tokens: tuple[str, ...]
-    fn: Callable[[Any, Ctx, str], Any]
-    privacy: tuple[str, ...]
-    simple: Simple | None
+_FAILED = object()
+"""A value whose transforms failed (the error is reported; no default, no required)."""
 
 
 @dataclass
-class _Gen:
-    lines: list[str] = field(default_factory=list)
-    env: dict[str, Any] = field(default_factory=dict)
+class _Scope:
+    """Where paths start: the event, or the element of an array being mapped."""
+
+    node: str
+    base: str
+    is_dict: bool
+    """``node`` is known to be an object (the event is; an element may be anything)."""
+    decls: list[str] = field(default_factory=list)
     prefixes: dict[tuple[str, ...], str] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)
+    """Prefix locals known to hold an object where the code is being written."""
+
+
+class _Code:
+    def __init__(self) -> None:
+        self.env: dict[str, Any] = {
+            "TransformError": TransformError,
+            "FAILED": _FAILED,
+            "Failure": Failure,
+            "Redacted": Redacted,
+            "settle": settle,
+            "walk": walk,
+            "elements": elements,
+            "to_text": to_text,
+            "place_at": place_at,
+            "put_member": put_member,
+            "deepcopy": copy.deepcopy,
+        }
+        self.names = 0
 
     def const(self, value: Any, stem: str = "K") -> str:
-        name = f"{stem}{len(self.env)}"
+        self.names += 1
+        name = f"{stem}{self.names}"
         self.env[name] = value
         return name
 
-    def prefix(self, tokens: tuple[str, ...]) -> str:
-        """A local holding the dict at ``tokens`` (or None), declared on first use."""
+    def var(self, stem: str) -> str:
+        self.names += 1
+        return f"{stem}{self.names}"
+
+    # -- reading -----------------------------------------------------------------------
+    def prefix(self, scope: _Scope, tokens: tuple[str, ...]) -> str:
+        """A local holding the object at ``tokens`` below the scope's node (or None)."""
+        var = scope.prefixes.get(tokens)
+        if var is not None:
+            return var
+        var = self.var("p")
         if not tokens:
-            return "event"
-        var = self.prefixes.get(tokens)
-        if var is None:
-            parent = self.prefix(tokens[:-1])
-            var = f"p{len(self.prefixes)}"
-            self.prefixes[tokens] = var
-            self.lines.append(f"    {var} = {parent}.get({tokens[-1]!r}) if {parent} is not None else None")
-            self.lines.append(f"    if {var}.__class__ is not dict: {var} = None")
+            if scope.is_dict:
+                return scope.node
+            scope.decls.append(f"{var} = {scope.node} if {scope.node}.__class__ is dict else None")
+        else:
+            parent = self.prefix(scope, tokens[:-1])
+            if parent == scope.node:  # known to be an object
+                scope.decls.append(f"{var} = {parent}.get({tokens[-1]!r})")
+            else:
+                scope.decls.append(f"{var} = {parent}.get({tokens[-1]!r}) if {parent} is not None else None")
+            scope.decls.append(f"if {var}.__class__ is not dict: {var} = None")
+        scope.prefixes[tokens] = var
         return var
 
+    def read(self, scope: _Scope, path: Path, v: str) -> list[str]:
+        """Lines that set ``v`` to the value at ``path`` (None when absent or "")."""
+        if path.ns == "":
+            if not path.tokens:
+                return [f"{v} = {scope.node}", f"if {v} == '': {v} = None"]
+            if any(t.isdigit() for t in path.tokens):
+                return [f"{v} = walk({scope.node}, {self.const(path.tokens, 'T')})"]
+            parent = self.prefix(scope, path.tokens[:-1])
+            get = f"{parent}.get({path.tokens[-1]!r})"
+            known = parent == scope.node or parent in scope.known
+            return [
+                f"{v} = {get}" if known else f"{v} = {get} if {parent} is not None else None",
+                f"if {v} == '': {v} = None",
+            ]
+        if path.ns == "item":
+            if len(path.tokens) == 1 and not path.tokens[0].isdigit():  # the item is an object
+                return [f"{v} = ctx.item.get({path.tokens[0]!r})", f"if {v} == '': {v} = None"]
+            return [f"{v} = walk(ctx.item, {self.const(path.tokens, 'T')})"]
+        if path.ns == "header":
+            return [f"{v} = ctx.headers.get({path.tokens[0]!r}) or None"]
+        return [f"{v} = ctx.{path.ns}.get({path.tokens[0]!r})", f"if {v} == '': {v} = None"]
 
-def generate(outputs: list[OutputPlan], name: str) -> Callable[[Any, Ctx, str], dict[str, Any]]:
-    g = _Gen()
-    g.env["TransformError"] = tf.TransformError
-    g.env["_assign"] = _assign_ref()
-    # Output containers: every non-leaf output path, created up front, attached at the end.
-    leaves = {o.tokens for o in outputs}
-    containers: dict[tuple[str, ...], str] = {(): "out"}
-    for o in outputs:
-        for i in range(1, len(o.tokens)):
-            containers.setdefault(o.tokens[:i], f"c{len(containers)}")
-    conflict = any(t in containers for t in leaves)
-    late: list[str] = []
-    body: list[str] = []
-    for o in outputs:
-        simple = o.simple if not conflict else None
-        if (
-            simple is not None
-            and not o.privacy
-            and not any(any(t.isdigit() for t in p) for p in simple.paths)
-        ):
-            _emit_simple(g, body, o, simple, containers)
+    def where(self, scope: _Scope, path: Path) -> str:
+        """An expression for the pointer a problem with this path's value is reported at."""
+        if path.ns == "":
+            return f"{scope.base} + {pointer(path.tokens)!r}"
+        return repr(path.error_pointer(""))
+
+    # -- nodes -------------------------------------------------------------------------
+    def node(self, scope: _Scope, node: Node, v: str) -> list[str]:
+        if isinstance(node, Value):
+            return self.value(scope, node, v)
+        if isinstance(node, Switch):
+            return self.switch(scope, node, v)
+        return self.each(scope, node, v)
+
+    def value(self, scope: _Scope, node: Value, v: str) -> list[str]:
+        if node.dropped:
+            return [f"{v} = None"]
+        private = bool(node.privacy)
+        inline_only = all(step.name in _INLINE for step in node.steps)
+        fallible = private or not inline_only
+        out: list[str] = []
+        for i, src in enumerate(node.sources):
+            block = self.read(scope, src, v)
+            if node.steps and inline_only and not private:
+                # These steps cannot fail, and none turns text into "".
+                block.append(f"if {v} is not None:")
+                for j, step in enumerate(node.steps):
+                    guard = "" if j == 0 else f"if {v} is not None: "
+                    block.append(f"    {guard}{_INLINE[step.name].format(v=v)}")
+            elif private:
+                block += [
+                    f"if {v} is not None:",
+                    f"    {v} = settle({self.const(node, 'N')}, {v}, {scope.node}, ctx)",
+                    f"    if {v}.__class__ is Failure:",
+                    f"        ctx.error({self.where(scope, src)}, {v}.message); {v} = FAILED",
+                ]
+            elif node.steps:
+                block += [f"if {v} is not None:", "    try:"]
+                for j, step in enumerate(node.steps):
+                    guard = "" if j == 0 else f"if {v} is not None: "
+                    inline = _INLINE.get(step.name)
+                    if inline is not None:
+                        block.append(f"        {guard}{inline.format(v=v)}")
+                        continue
+                    call = f"{v} = {self.const(step.fn, 'S')}({v}, {scope.node}, ctx)"
+                    unchanged = _UNCHANGED.get(step.name)
+                    if unchanged is not None:  # skip the call for what it returns as is
+                        call = f"if {v}.__class__ is not {unchanged}: {call}"
+                    block.append(f"        {guard}{call}")
+                block += [
+                    "    except TransformError as e:",
+                    f"        ctx.error({self.where(scope, src)}, str(e)); {v} = FAILED",
+                    "    else:",
+                    f"        if {v} == '': {v} = None",
+                ]
+            out += block if i == 0 else [f"if {v} is None:", *_indent(block)]
+        if not node.sources:
+            out.append(f"{v} = None")
+        tail: list[str] = []
+        if node.default is not None:
+            default = protect(node.default, node.privacy) if private else node.default
+            if default.__class__ in (dict, list):
+                tail.append(f"    {v} = deepcopy({self.const(default)})")
+            else:
+                tail.append(f"    {v} = {self.const(default)}")
+        elif node.required:
+            tail.append(f"    ctx.error({self.where(scope, node.sources[0])}, 'is required')")
+        if fallible:
+            out.append(f"if {v} is FAILED: {v} = None")
+            if tail:
+                out += [f"elif {v} is None:", *tail]
+        elif tail:
+            out += [f"if {v} is None:", *tail]
+        return out
+
+    def switch(self, scope: _Scope, node: Switch, v: str) -> list[str]:
+        sel = self.var("sel")
+        out: list[str] = []
+        for i, p in enumerate(node.selector):
+            block = self.read(scope, p, sel)
+            out += block if i == 0 else [f"if {sel} is None:", *_indent(block)]
+        out.append(f"{sel} = to_text({sel}) if {sel} is not None else None")
+        first = True
+        for name, case in node.cases:
+            out.append(f"{'if' if first else 'elif'} {sel} == {name!r}:")
+            out += _indent(self.node(scope, case, v))
+            first = False
+        fallback = self.node(scope, node.fallback, v) if node.fallback is not None else [f"{v} = None"]
+        if first:
+            return out + fallback
+        return [*out, "else:", *_indent(fallback)]
+
+    def each(self, scope: _Scope, node: Each, v: str) -> list[str]:
+        items, i, el = self.var("items"), self.var("i"), self.var("el")
+        # The element's pointer, built only when a problem is reported.
+        base = f"({scope.base} + {pointer(node.items.tokens) + '/'!r} + str({i}))"
+        inner = _Scope(el, base, is_dict=node.fields is not None)
+        out = self.read(scope, node.items, items)
+        loop = f"for {i}, {el} in (enumerate({items}) if {items}.__class__ is list else elements({items})):"
+        if node.fields is not None:
+            acc, obj = self.var("acc"), self.var("obj")
+            body = self.outputs(inner, node.fields, obj)
+            body = [*inner.decls, *body]
+            out += [
+                f"if {items}.__class__ is list or {items}.__class__ is dict:",
+                f"    {acc} = []",
+                f"    {loop}",
+                f"        if {el}.__class__ is not dict: continue",
+            ]
+            out += _indent(body, 2)
+            out += [f"        if {obj}: {acc}.append({obj})", f"    {v} = {acc}", "else:", f"    {v} = None"]
+            return out
+        assert node.value is not None
+        acc, x = self.var("acc"), self.var("x")
+        if node.name is None:
+            body = self.node(inner, node.value, x)
+            body = [*inner.decls, *body, f"if {x} is not None: {acc}.append({x})"]
+            out += [f"{acc} = []", f"for {i}, {el} in elements({items}):"]
         else:
-            closure = g.const(o.fn, "F")
-            toks = g.const(o.tokens, "T")
-            priv = g.const(o.privacy, "P")
-            late.append(f"    v = {closure}(event, ctx, base)")
-            late.append(f"    if v is not None: _assign(out, {toks}, v, {priv})")
-    src = [f"def {name}(event, ctx, base):", "    out = {}", "    if event.__class__ is not dict: return out"]
-    src += [f"    {var} = {{}}" for tokens, var in containers.items() if tokens]
-    # prefix lines were appended to g.lines while emitting; they must come first
-    src += g.lines
-    src += body
-    for tokens in sorted((t for t in containers if t), key=len, reverse=True):
-        parent = containers[tokens[:-1]]
-        var = containers[tokens]
-        src.append(f"    if {var}: {parent}[{tokens[-1]!r}] = {var}")
-    src += late
-    src.append("    return out")
-    code = "\n".join(src)
-    namespace = dict(g.env)
-    exec(compile(code, f"<mapping {name}>", "exec"), namespace)  # noqa: S102 - our own generated code
-    fn: Callable[[Any, Ctx, str], dict[str, Any]] = namespace[name]
-    fn.__source__ = code  # type: ignore[attr-defined]
-    return fn
+            k = self.var("k")
+            put = f"put_member({acc}, {k}, {x})" if _may_be_private(node.value) else f"{acc}[{k}] = {x}"
+            value = [*self.node(inner, node.value, x), f"if {x} is not None: {put}"]
+            name = self.node(inner, node.name, k)
+            body = [
+                *inner.decls,
+                *name,
+                f"{k} = to_text({k}) if {k} is not None else None",
+                f"if {k} is not None:",
+                *_indent(value),
+            ]
+            out += [f"{acc} = {{}}", f"for {i}, {el} in elements({items}):"]
+        return [*out, *_indent(body), f"{v} = {acc} or None"]
 
-
-def _emit_simple(
-    g: _Gen, body: list[str], o: OutputPlan, s: Simple, containers: dict[tuple[str, ...], str]
-) -> None:
-    first = True
-    for path, ptr in zip(s.paths, s.pointers, strict=True):
-        indent = "    " if first else "        "
-        if not first:
-            body.append("    if v is None:")
-        if not path:
-            body.append(f"{indent}v = event")
-        else:
-            parent = g.prefix(tuple(path[:-1]))
-            body.append(f"{indent}v = {parent}.get({path[-1]!r}) if {parent} is not None else None")
-        body.append(f"{indent}if v == '': v = None")
-        if s.chain:
-            body.append(f"{indent}if v is not None:")
-            body.append(f"{indent}    try:")
-            for t in s.chain:
-                inline = _INLINE.get(getattr(t, "__qualname__", ""))
-                if inline is not None:
-                    body.append(f"{indent}        if v is not None: {inline}")
+    # -- outputs -----------------------------------------------------------------------
+    def outputs(self, scope: _Scope, outputs: tuple[Output, ...], out: str) -> list[str]:
+        """Lines that build the object ``out`` from the outputs (declarations of the scope
+        are left in ``scope.decls``)."""
+        leaves = {o.tokens for o in outputs}
+        containers: dict[tuple[str, ...], str] = {(): out}
+        for o in outputs:
+            for n in range(1, len(o.tokens)):
+                containers.setdefault(o.tokens[:n], self.var("c"))
+        lines = [f"{var} = {{}}" for var in containers.values()]
+        conflict = any(t in containers for t in leaves)
+        # Neighbouring values read under one absent object are skipped by one test.
+        for under, run in groupby(outputs, key=lambda o: _under(o.node)):
+            block: list[str] = []
+            prefix = self.prefix(scope, under) if under is not None else None
+            if prefix is not None:
+                scope.known.add(prefix)
+            for o in run:
+                v = self.var("v")
+                block += self.node(scope, o.node, v)
+                if conflict:
+                    block.append(f"if {v} is not None: place_at({out}, {self.const(o.tokens, 'T')}, {v})")
+                    continue
+                target, last = containers[o.tokens[:-1]], o.tokens[-1]
+                if _may_be_private(o.node):
+                    block.append(f"if {v} is not None: put_member({target}, {last!r}, {v})")
                 else:
-                    tn = g.const(t, "X")
-                    body.append(f"{indent}        if v is not None: v = {tn}(v, event, ctx)")
-            body.append(f"{indent}    except TransformError as e:")
-            body.append(f"{indent}        ctx.error(base + {ptr!r}, str(e)); v = None")
-            body.append(f"{indent}    if v == '': v = None")
-        first = False
-    if s.default is not None:
-        body.append(f"    if v is None: v = {g.const(s.default)}")
-    if s.required:
-        body.append(f"    if v is None: ctx.error(base + {s.pointers[0]!r}, 'is required')")
-    target = containers[o.tokens[:-1]]
-    body.append(f"    if v is not None: {target}[{o.tokens[-1]!r}] = v")
+                    block.append(f"if {v} is not None: {target}[{last!r}] = {v}")
+            if prefix is None or prefix == scope.node:
+                lines += block
+            else:
+                scope.known.discard(prefix)
+                lines += [f"if {prefix} is not None:", *_indent(block)]
+        if not conflict:
+            for tokens in sorted((t for t in containers if t), key=len, reverse=True):
+                var, parent = containers[tokens], containers[tokens[:-1]]
+                lines.append(f"if {var}: {parent}[{tokens[-1]!r}] = {var}")
+        return lines
 
 
-#: Transforms simple enough to write inline (by the qualified name of their function).
-_INLINE = {
-    "t_trim.<locals>.<lambda>": "v = (v.strip() or None) if v.__class__ is str else v",
-    "t_lower.<locals>.<lambda>": "v = v.lower() if v.__class__ is str else v",
-    "t_upper.<locals>.<lambda>": "v = v.upper() if v.__class__ is str else v",
-}
+def _under(node: Node) -> tuple[str, ...] | None:
+    """The object a value reads its one source under, when nothing comes of it when that
+    object is absent (no default, nothing required)."""
+    if not isinstance(node, Value) or len(node.sources) != 1 or node.default is not None or node.required:
+        return None
+    src = node.sources[0]
+    if src.ns != "" or len(src.tokens) < 2 or any(t.isdigit() for t in src.tokens):
+        return None
+    return src.tokens[:-1]
 
 
-def _assign_ref() -> Any:
-    from .engine import _assign
+def _may_be_private(node: Node) -> bool:
+    """The node's own value may come out as a Redacted (not a value nested in an array)."""
+    if isinstance(node, Value):
+        return bool(node.privacy) and not node.dropped
+    if isinstance(node, Switch):
+        return any(_may_be_private(c) for _, c in node.cases) or (
+            node.fallback is not None and _may_be_private(node.fallback)
+        )
+    return False
 
-    return _assign
+
+def _indent(lines: list[str], levels: int = 1) -> list[str]:
+    pad = "    " * levels
+    return [pad + line for line in lines]
+
+
+def _function(code: _Code, name: str, body: list[str], scope: _Scope, result: str) -> Callable[..., Any]:
+    src = "\n".join([f"def {name}(event, ctx, base):", *_indent([*scope.decls, *body, f"return {result}"])])
+    namespace = dict(code.env)
+    exec(compile(src, f"<mapping {name}>", "exec"), namespace)  # noqa: S102 - our own generated code
+    fn = namespace[name]
+    fn.__source__ = src
+    return fn  # type: ignore[no-any-return]
+
+
+def generate_outputs(outputs: tuple[Output, ...], name: str) -> OutputsFn:
+    """``(event, ctx, base) -> the canonical parts of the event``; ``event`` is an object."""
+    code = _Code()
+    scope = _Scope("event", "base", is_dict=True)
+    body = code.outputs(scope, outputs, "out")
+    return _function(code, name, body, scope, "out")
+
+
+def generate_values(nodes: tuple[Value, ...], name: str) -> ValuesFn:
+    """``(event, ctx, base) -> [value of each node]``."""
+    code = _Code()
+    scope = _Scope("event", "base", is_dict=True)
+    body: list[str] = []
+    names = []
+    for node in nodes:
+        v = code.var("v")
+        body += code.value(scope, node, v)
+        names.append(v)
+    return _function(code, name, body, scope, "[" + ", ".join(names) + "]")
+
+
+class CodeGenerator:
+    """The executor interface ``engine.CompiledMapping`` takes (see ``interpret``)."""
+
+    outputs = staticmethod(generate_outputs)
+    values = staticmethod(generate_values)
+
+
+generated_code = CodeGenerator()

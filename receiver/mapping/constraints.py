@@ -1,190 +1,208 @@
-"""The vendor's documented constraints (lengths, patterns, ranges, enums, required ids),
-compiled once into checks that report every offending JSON Pointer."""
+"""The vendor's documented constraints (lengths, patterns, ranges, enums, required ids).
+
+Every keyword of a constraint is one entry of a table (``TYPES`` for ``type``, ``RULES``
+for the others): the condition that breaks it and its message. A constraint is compiled
+once, from the tables, into one function ``value -> messages``; an event type's
+constraints become one walk over the parts of the event that exist, reporting every
+offending JSON Pointer. There is one evaluation path: what passes is what no rule
+objects to.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-from .paths import Ctx, PathError, parse, pointer
+import msgspec
+
+from .paths import Ctx, pointer
+from .plan import Constrained
+from .privacy import REDACTED_KEY
 from .spec import Constraint
-from .transforms import _NUMBER
+from .transforms import NUMBER
 
-Check = Callable[[Any, Ctx], None]
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
-def _is_number(v: Any) -> bool:
-    if isinstance(v, bool):
+def is_number(v: Any) -> bool:
+    """A JSON number, or text that is one (numbers sent as text count as numbers)."""
+    cls = v.__class__
+    if cls is int or cls is float:
+        return True
+    return cls is str and NUMBER.fullmatch(v.strip()) is not None
+
+
+def is_integer(v: Any) -> bool:
+    """For a value that ``is_number``: a whole number."""
+    cls = v.__class__
+    if cls is int:
+        return True
+    if cls is float:
+        return v.is_integer()  # type: ignore[no-any-return]
+    s = v.strip()
+    return _INTEGER.fullmatch(s) is not None or float(s).is_integer()
+
+
+def is_url(v: str) -> bool:
+    try:
+        parts = urlsplit(v)
+    except ValueError:  # "http://[x": an invalid IPv6 host
         return False
-    if isinstance(v, int | float):
-        return True
-    return isinstance(v, str) and bool(_NUMBER.fullmatch(v.strip()))
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in v
 
 
-def _num(v: Any) -> float:
-    return float(v)
+def is_date(v: str) -> bool:
+    try:
+        date.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
 
 
-def value_problems(c: Constraint, v: Any, rx: re.Pattern[str] | None) -> list[str]:
-    """Messages for one present value."""
-    out: list[str] = []
-    t = c.type
-    if t == "string" and not isinstance(v, str):
-        return ["must be a string"]
-    if t in ("number", "integer") and not _is_number(v):
-        return ["must be a number"]
-    if t == "integer" and not float(v).is_integer():
-        return ["must be an integer"]
-    if t == "boolean" and not isinstance(v, bool):
-        return ["must be a boolean"]
-    if t == "object" and not isinstance(v, dict):
-        return ["must be an object"]
-    if t == "array" and not isinstance(v, list):
-        return ["must be an array"]
-    if t == "primitive" and isinstance(v, dict | list):
-        return ["must be a string, number, boolean or null"]
-    if isinstance(v, str):
-        if c.min_length is not None and len(v) < c.min_length:
-            out.append(f"must be at least {c.min_length} characters long")
-        if c.max_length is not None and len(v) > c.max_length:
-            out.append(f"must be at most {c.max_length} characters long")
-        if rx is not None and not rx.fullmatch(v):
-            out.append(f"must match {c.pattern}")
-        if c.format == "url":
-            parts = urlsplit(v)
-            if not (parts.scheme in ("http", "https") and parts.netloc) or " " in v:
-                out.append("must be a well-formed URL")
-        elif c.format == "date":
-            try:
-                date.fromisoformat(v)
-            except ValueError:
-                out.append("must be a date like YYYY-MM-DD")
-    if _is_number(v) and (c.minimum is not None or c.exclusive_minimum is not None):
-        x = _num(v)
-        if c.minimum is not None and x < c.minimum:
-            out.append("must be non-negative" if c.minimum == 0 else f"must be >= {c.minimum:g}")
-        if c.exclusive_minimum is not None and x <= c.exclusive_minimum:
-            out.append(
-                "must be positive" if c.exclusive_minimum == 0 else f"must be > {c.exclusive_minimum:g}"
-            )
-    if c.enum is not None and v not in c.enum:
-        out.append("must be one of " + ", ".join(str(e) for e in c.enum))
-    if isinstance(v, list) and c.max_items is not None and len(v) > c.max_items:
-        out.append(f"must have at most {c.max_items} items")
-    if isinstance(v, dict) and c.max_properties is not None and len(v) > c.max_properties:
-        out.append(f"must have at most {c.max_properties} properties")
-    return out
+_NUM = "(cls is int or cls is float or (cls is str and is_number(v)))"
+
+TYPES: dict[str, list[tuple[str, str]]] = {
+    "string": [("cls is str", "must be a string")],
+    "number": [(_NUM, "must be a number")],
+    "integer": [(_NUM, "must be a number"), ("is_integer(v)", "must be an integer")],
+    "boolean": [("cls is bool", "must be a boolean")],
+    "object": [("cls is dict", "must be an object")],
+    "array": [("cls is list", "must be an array")],
+    "primitive": [("cls is not dict and cls is not list", "must be a string, number, boolean or null")],
+}
+"""``type``: conditions a value of the type meets, each with the one message a value that
+fails it gets (no other rule is reported for it)."""
 
 
-def fast_ok(c: Constraint) -> Callable[[Any], bool]:
-    """A quick yes/no for one value; only a "no" pays for ``value_problems`` and its
-    messages. Valid traffic is the common case."""
-    t, mn, mx = c.type, c.min_length, c.max_length
-    rx = re.compile(c.pattern) if c.pattern else None
-    lo, xlo, enum, fmt = c.minimum, c.exclusive_minimum, c.enum, c.format
-    mi, mp = c.max_items, c.max_properties
-    item_ok = fast_ok(c.items) if c.items is not None else None
-    numeric = lo is not None or xlo is not None
-    members = c.keys is not None or c.values is not None
+def _lower_bound(op: str, word: str) -> Callable[[float], tuple[str, str]]:
+    def rule(lo: float) -> tuple[str, str]:
+        test = f"({_NUM} and (float(v) if cls is str else v) {op} {lo!r})"
+        return test, f"must be {word}" if lo == 0 else f"must be {'>=' if op == '<' else '>'} {lo:g}"
 
-    def ok(v: Any) -> bool:
-        cls = v.__class__
-        if cls is str:
-            if (t is not None and t != "string") and (
-                t not in ("number", "integer") or not _NUMBER.fullmatch(v.strip())
-            ):
-                return False
-            if (mn is not None and len(v) < mn) or (mx is not None and len(v) > mx):
-                return False
-            if rx is not None and not rx.fullmatch(v):
-                return False
-            if fmt is not None or (numeric and t in ("number", "integer")):
-                return not value_problems(c, v, rx)
-        elif cls is int or cls is float:
-            if t is not None and t not in ("number", "integer"):
-                return False
-            if t == "integer" and cls is float and not v.is_integer():
-                return False
-            if (lo is not None and v < lo) or (xlo is not None and v <= xlo):
-                return False
-        elif cls is bool:
-            if t is not None and t != "boolean":
-                return False
-        elif cls is dict:
-            if (t is not None and t != "object") or members:
-                return False  # member rules: the slow path checks (and names) each member
-            if mp is not None and len(v) > mp:
-                return False
-        elif cls is list:
-            if t is not None and t != "array":
-                return False
-            if mi is not None and len(v) > mi:
-                return False
-            if item_ok is not None and not all(item_ok(x) for x in v):
-                return False
-        if enum is not None:
-            try:
-                return v in enum
-            except TypeError:
-                return False
-        return True
-
-    return ok
+    return rule
 
 
-def _check_members(c: Constraint, value: dict[str, Any], at: list[str], ctx: Ctx) -> None:
-    keys_rx = re.compile(c.keys.pattern) if c.keys is not None and c.keys.pattern else None
-    values_rx = re.compile(c.values.pattern) if c.values is not None and c.values.pattern else None
-    for k, v in value.items():
-        problems = value_problems(c.keys, k, keys_rx) if c.keys is not None else []
-        if c.values is not None and v is not None:
-            problems += value_problems(c.values, v, values_rx)
-        for msg in problems:
-            ctx.error(pointer([*at, k]), msg)
+RULES: dict[str, Callable[[Any], tuple[str, str]]] = {
+    "min_length": lambda n: (f"cls is str and len(v) < {n!r}", f"must be at least {n} characters long"),
+    "max_length": lambda n: (f"cls is str and len(v) > {n!r}", f"must be at most {n} characters long"),
+    "pattern": lambda rx: ("cls is str and PATTERN(v) is None", f"must match {rx}"),
+    "format": lambda name: {
+        "url": ("cls is str and not is_url(v)", "must be a well-formed URL"),
+        "date": ("cls is str and not is_date(v)", "must be a date like YYYY-MM-DD"),
+    }[name],
+    "minimum": _lower_bound("<", "non-negative"),
+    "exclusive_minimum": _lower_bound("<=", "positive"),
+    "enum": lambda allowed: (f"v not in {allowed!r}", "must be one of " + ", ".join(str(e) for e in allowed)),
+    "max_items": lambda n: (f"cls is list and len(v) > {n!r}", f"must have at most {n} items"),
+    "max_properties": lambda n: (f"cls is dict and len(v) > {n!r}", f"must have at most {n} properties"),
+}
+"""Every value keyword: a factory from the keyword's value to (the condition on ``v`` that
+breaks it, the message), in the order messages are reported. ``required`` (absence),
+``items``, ``keys`` and ``values`` (members) are the walk's."""
+
+_NAMESPACE = {"is_number": is_number, "is_integer": is_integer, "is_url": is_url, "is_date": is_date}
+
+
+_COMPILED: dict[bytes, Callable[[Any], tuple[str, ...]]] = {}
+"""By the constraint's own text: YAML anchors repeat one constraint on many paths and types."""
+
+
+def _compile(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
+    """The whole constraint as one function, ``value -> messages``, written from the tables
+    above: for a valid value one expression is evaluated and nothing is built."""
+    key = msgspec.json.encode(c)
+    check = _COMPILED.get(key)
+    if check is None:
+        check = _COMPILED[key] = _write(c)
+    return check
+
+
+def _write(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
+    namespace: dict[str, Any] = dict(_NAMESPACE)
+    if c.pattern is not None:
+        try:
+            namespace["PATTERN"] = re.compile(c.pattern).fullmatch
+        except re.error as e:
+            raise ValueError(f"bad pattern {c.pattern!r}: {e}") from None
+    lines = ["def check(v):", "    cls = v.__class__"]
+    for ok, message in TYPES[c.type] if c.type is not None else []:
+        lines.append(f"    if not ({ok}): return ({message!r},)")
+    rules = [RULES[name](getattr(c, name)) for name in RULES if getattr(c, name) is not None]
+    if rules:
+        lines.append(f"    if not ({' or '.join(f'({test})' for test, _ in rules)}): return ()")
+        lines.append("    found = []")
+        lines += [f"    if {test}: found.append({message!r})" for test, message in rules]
+        lines.append("    return tuple(found)")
+    else:
+        lines.append("    return ()")
+    exec("\n".join(lines), namespace)  # noqa: S102 - written from the rule tables above
+    return namespace["check"]  # type: ignore[no-any-return]
+
+
+class Rule:
+    """One constraint, compiled."""
+
+    __slots__ = ("check", "items", "keys", "members", "values")
+
+    def __init__(self, c: Constraint) -> None:
+        self.check = _compile(c)
+        self.items = Rule(c.items) if c.items is not None else None
+        self.keys = Rule(c.keys) if c.keys is not None else None
+        self.values = Rule(c.values) if c.values is not None else None
+        self.members = self.items is not None or self.keys is not None or self.values is not None
+
+    def apply(self, v: Any, at: list[str], ctx: Ctx) -> None:
+        for message in self.check(v):
+            ctx.error(pointer(at), message)
+        if self.items is not None and v.__class__ is list:
+            for i, x in enumerate(v):
+                for message in self.items.check(x):
+                    ctx.error(pointer([*at, str(i)]), message)
+        if (self.keys is not None or self.values is not None) and v.__class__ is dict:
+            for k, x in v.items():
+                found = list(self.keys.check(k)) if self.keys is not None else []
+                if self.values is not None and x is not None:
+                    found += self.values.check(x)
+                for message in found:
+                    ctx.error(pointer([*at, k]), message)
 
 
 class _Node:
     """Constraints at one position of the event, and below it."""
 
-    __slots__ = ("checks", "children", "required", "star")
+    __slots__ = ("children", "required", "rules", "star")
 
     def __init__(self) -> None:
-        self.checks: list[
-            tuple[Constraint, re.Pattern[str] | None, re.Pattern[str] | None, Callable[[Any], bool]]
-        ] = []
+        self.rules: list[Rule] = []
         self.children: dict[str, _Node] = {}
         self.star: _Node | None = None
         self.required = False
 
 
 def _walk(node: _Node, value: Any, at: list[str], ctx: Ctx) -> None:
-    for c, rx, item_rx, ok in node.checks:
-        if ok(value):
-            continue
-        for msg in value_problems(c, value, rx):
-            ctx.error(pointer(at), msg)
-        if c.items is not None and isinstance(value, list):
-            for i, x in enumerate(value):
-                for msg in value_problems(c.items, x, item_rx):
-                    ctx.error(pointer([*at, str(i)]), msg)
-        if isinstance(value, dict) and (c.keys is not None or c.values is not None):
-            _check_members(c, value, at, ctx)
-    if node.children and isinstance(value, dict):
-        for key, child in node.children.items():
-            v = value.get(key)
-            if v is None or v == "":
-                if child.required:
-                    ctx.error(pointer([*at, key]), "is required")
-                continue
-            _walk(child, v, [*at, key], ctx)
-    elif node.children and isinstance(value, list):
-        for key, child in node.children.items():
-            if key.isdigit() and int(key) < len(value):
-                _walk(child, value[int(key)], [*at, key], ctx)
-    if node.star is not None and isinstance(value, list):
+    cls = value.__class__
+    if cls is dict and REDACTED_KEY in value:
+        return  # redacted (privacy) before the constraints ran: present, not checkable
+    for rule in node.rules:
+        if rule.members or rule.check(value):
+            rule.apply(value, at, ctx)
+    if node.children:
+        if cls is dict:
+            for key, child in node.children.items():
+                v = value.get(key)
+                if v is None or v == "":
+                    if child.required:
+                        ctx.error(pointer([*at, key]), "is required")
+                    continue
+                _walk(child, v, [*at, key], ctx)
+        elif cls is list:
+            for key, child in node.children.items():
+                if key.isascii() and key.isdigit() and int(key) < len(value):
+                    _walk(child, value[int(key)], [*at, key], ctx)
+    if node.star is not None and cls is list:
         star = node.star
         for i, x in enumerate(value):
             if x is None or x == "":
@@ -194,32 +212,21 @@ def _walk(node: _Node, value: Any, at: list[str], ctx: Ctx) -> None:
             _walk(star, x, [*at, str(i)], ctx)
 
 
-def compile_constraints(constraints: dict[str, Constraint]) -> Check:
+def compile_constraints(constraints: Iterable[Constrained]) -> Callable[[Any, Ctx], None]:
     """All constraints of an event type as one walk over the parts of the event that exist:
-    cost follows the payload, not the number of documented constraints."""
+    cost follows the payload, not the number of documented constraints. Raises ValueError
+    for a constraint that cannot be compiled (a bad pattern)."""
     root = _Node()
-    for path, c in constraints.items():
-        ns, tokens = parse(path)
-        if ns != "":
-            raise PathError(f"constraints apply to event paths, got {path!r}")
-        if not tokens:
-            raise PathError("a constraint needs a path below the event")
+    for c in constraints:
         node = root
-        for t in tokens:
+        for t in c.tokens:
             if t == "*":
                 node.star = node.star or _Node()
                 node = node.star
             else:
                 node = node.children.setdefault(t, _Node())
-        node.checks.append(
-            (
-                c,
-                re.compile(c.pattern) if c.pattern else None,
-                re.compile(c.items.pattern) if c.items and c.items.pattern else None,
-                fast_ok(c),
-            )
-        )
-        node.required = node.required or c.required
+        node.rules.append(Rule(c.rule))
+        node.required = node.required or c.rule.required
 
     def check(event: Any, ctx: Ctx) -> None:
         _walk(root, event, [], ctx)

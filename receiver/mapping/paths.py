@@ -5,15 +5,15 @@
 ``@header/name``  a request header (lower-case name)
 ``@route/name``   a property of the route the delivery came in on (``source_type``)
 ``@meta/name``    delivery facts: ``received_at``, ``source``
-``*``             as a token, every element of an array (constraints and privacy only)
+``*``             as a token, every element of an array (constraints only)
 
-Getters treat ``null`` and ``""`` as absent (CONTRACT section 2: empty strings are
+Reads treat ``null`` and ``""`` as absent (docs/webhooks.md: empty strings are
 absent values) and return None for anything absent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +42,6 @@ class Ctx:
         self.errors.append(FieldError(self.prefix + pointer, message))
 
 
-Getter = Callable[[Any, Ctx], Any]
-
-
 def unescape(token: str) -> str:
     return token.replace("~1", "/").replace("~0", "~")
 
@@ -53,38 +50,69 @@ def escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def parse(path: str) -> tuple[str, list[str]]:
-    """Split a path into its namespace and its unescaped tokens."""
-    if path == "":
-        return "", []
-    if path.startswith("/"):
-        return "", [unescape(t) for t in path[1:].split("/")]
-    if path.startswith("@"):
-        ns, _, rest = path[1:].partition("/")
-        if ns not in NAMESPACES[1:]:
-            raise PathError(f"unknown path namespace @{ns} in {path!r}")
-        if ns in ("header", "route", "meta") and (not rest or "/" in rest):
-            raise PathError(f"@{ns} takes exactly one name, got {path!r}")
-        tokens = [unescape(t) for t in rest.split("/")] if rest else []
-        if ns == "header":
-            tokens = [tokens[0].lower()]
-        return ns, tokens
-    raise PathError(f"a path starts with '/' or '@', got {path!r}")
-
-
-def pointer(tokens: list[str]) -> str:
+def pointer(tokens: Iterable[str]) -> str:
     return "".join("/" + escape(t) for t in tokens)
 
 
-def walk(node: Any, tokens: list[str]) -> Any:
+@dataclass(frozen=True, slots=True)
+class Path:
+    """One parsed path: its namespace (``""`` for the event) and its unescaped tokens."""
+
+    ns: str
+    tokens: tuple[str, ...]
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Path:
+        if text == "":
+            return cls("", (), text)
+        if text.startswith("/"):
+            return cls("", tuple(unescape(t) for t in text[1:].split("/")), text)
+        if text.startswith("@"):
+            ns, _, rest = text[1:].partition("/")
+            if ns not in NAMESPACES[1:]:
+                raise PathError(f"unknown path namespace @{ns} in {text!r}")
+            if ns in ("header", "route", "meta") and (not rest or "/" in rest):
+                raise PathError(f"@{ns} takes exactly one name, got {text!r}")
+            tokens = tuple(unescape(t) for t in rest.split("/")) if rest else ()
+            if ns == "header":
+                tokens = (tokens[0].lower(),)
+            return cls(ns, tokens, text)
+        raise PathError(f"a path starts with '/' or '@', got {text!r}")
+
+    @property
+    def in_payload(self) -> bool:
+        """The path reads the delivery's body (the event or its item), not the request."""
+        return self.ns in ("", "item")
+
+    @property
+    def absolute(self) -> tuple[str, ...] | None:
+        """Tokens from the item for an ``@item`` path, None for the event's own paths."""
+        return self.tokens if self.ns == "item" else None
+
+    def error_pointer(self, base: str) -> str:
+        """Where a problem with the value read here is reported: a JSON Pointer into the
+        event (below ``base``, the element being mapped), else the path as written."""
+        if self.ns == "":
+            return base + pointer(self.tokens)
+        if self.ns == "item":
+            return pointer(self.tokens)
+        return self.text
+
+
+def as_index(token: str) -> int | None:
+    """An array index written as text, or None. Only ASCII digits: ``int()`` also takes
+    ``²`` or a 5,000-digit number and would raise on what a vendor (or a fuzzer) sends."""
+    return int(token) if token.isascii() and token.isdigit() and len(token) <= 18 else None
+
+
+def walk(node: Any, tokens: Iterable[str]) -> Any:
     for t in tokens:
-        if isinstance(node, dict):
+        if node.__class__ is dict:
             node = node.get(t)
-        elif isinstance(node, list):
-            if not t.isdigit():
-                return None
-            i = int(t)
-            node = node[i] if i < len(node) else None
+        elif node.__class__ is list:
+            i = as_index(t)
+            node = node[i] if i is not None and i < len(node) else None
         else:
             return None
         if node is None:
@@ -92,40 +120,40 @@ def walk(node: Any, tokens: list[str]) -> Any:
     return None if node == "" else node
 
 
-def compile_getter(path: str) -> Getter:
-    ns, tokens = parse(path)
-    if "*" in tokens:
-        raise PathError(f"'*' is not allowed in a field source path: {path!r}")
+def read(path: Path, node: Any, ctx: Ctx) -> Any:
+    """The value at ``path`` (None when absent); ``node`` is what event paths start from."""
+    ns = path.ns
     if ns == "":
-        if len(tokens) == 1:
-            (k,) = tokens
-
-            def get1(node: Any, ctx: Ctx) -> Any:
-                v = node.get(k) if isinstance(node, dict) else None
-                return None if v == "" else v
-
-            return get1
-        if len(tokens) == 2 and not any(t.isdigit() for t in tokens):
-            k1, k2 = tokens
-
-            def get2(node: Any, ctx: Ctx) -> Any:
-                if isinstance(node, dict):
-                    n = node.get(k1)
-                    if isinstance(n, dict):
-                        v = n.get(k2)
-                        return None if v == "" else v
-                return walk(node, tokens) if isinstance(node, list) else None
-
-            return get2
-        return lambda node, ctx: walk(node, tokens)
+        return walk(node, path.tokens)
     if ns == "item":
-        return lambda node, ctx: walk(ctx.item, tokens)
-    name = tokens[0]
+        return walk(ctx.item, path.tokens)
+    name = path.tokens[0]
     if ns == "header":
-        return lambda node, ctx: ctx.headers.get(name) or None
-    if ns == "route":
-        return lambda node, ctx: ctx.route.get(name)
-    return lambda node, ctx: ctx.meta.get(name)
+        return ctx.headers.get(name) or None
+    v = (ctx.route if ns == "route" else ctx.meta).get(name)
+    return None if v == "" else v
+
+
+def read_first(paths: Iterable[Path], node: Any, ctx: Ctx) -> Any:
+    for p in paths:
+        v = read(p, node, ctx)
+        if v is not None:
+            return v
+    return None
+
+
+def elements(value: Any) -> list[tuple[int, Any]]:
+    """The elements of an array, with their indexes. PHP-style form arrays arrive as
+    objects keyed ``"0"``, ``"1"``…; anything else has no elements."""
+    if value.__class__ is list:
+        return list(enumerate(value))
+    if value.__class__ is dict:
+        out = []
+        for i, (k, x) in enumerate(value.items()):
+            n = as_index(k)
+            out.append((i if n is None else n, x))
+        return out
+    return []
 
 
 def expand(path: str, roots: dict[str, list[str]]) -> list[str]:
@@ -137,7 +165,7 @@ def expand(path: str, roots: dict[str, list[str]]) -> list[str]:
     return [path]
 
 
-def parent_of(doc: dict[str, Any], tokens: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def parent_of(doc: dict[str, Any], tokens: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """The object that holds ``tokens[-1]``, creating objects on the way."""
     node = doc
     for t in tokens[:-1]:
@@ -148,37 +176,46 @@ def parent_of(doc: dict[str, Any], tokens: list[str] | tuple[str, ...]) -> dict[
     return node
 
 
-def set_in(doc: dict[str, Any], tokens: list[str], value: Any) -> None:
+def set_in(doc: dict[str, Any], tokens: tuple[str, ...], value: Any) -> None:
     parent_of(doc, tokens)[tokens[-1]] = value
 
 
-def pop_in(doc: Any, tokens: list[str]) -> Any:
-    node = doc
-    for t in tokens[:-1]:
+def get_in(node: Any, tokens: tuple[str, ...]) -> Any:
+    """The value at object keys ``tokens`` (no array indexing), None when absent."""
+    for t in tokens:
         node = node.get(t) if isinstance(node, dict) else None
-        if node is None:
-            return None
-    if isinstance(node, dict):
-        return node.pop(tokens[-1], None)
-    return None
+    return node
 
 
-def find_all(node: Any, tokens: list[str], at: list[str] | None = None) -> list[tuple[list[str], Any]]:
-    """Every (concrete tokens, value) a path with ``*`` wildcards reaches; absent leaves included
-    as None where their parent exists (so a required check can name them)."""
-    at = at or []
-    if not tokens:
-        return [(at, node)]
-    head, rest = tokens[0], tokens[1:]
-    if head == "*":
-        if not isinstance(node, list):
-            return []
-        out: list[tuple[list[str], Any]] = []
-        for i, v in enumerate(node):
-            out.extend(find_all(v, rest, [*at, str(i)]))
-        return out
-    if isinstance(node, dict):
-        return find_all(node.get(head), rest, [*at, head])
-    if isinstance(node, list) and head.isdigit() and int(head) < len(node):
-        return find_all(node[int(head)], rest, [*at, head])
-    return [(at + tokens, None)] if node is not None and not rest else []
+def pop_in(doc: Any, tokens: tuple[str, ...]) -> Any:
+    node = get_in(doc, tokens[:-1])
+    return node.pop(tokens[-1], None) if isinstance(node, dict) else None
+
+
+class Paths:
+    """A transform argument that names paths (one, or a list), aliases expanded, each parsed;
+    read in order, first non-empty value wins."""
+
+    __slots__ = ("paths",)
+
+    def __init__(self, paths: tuple[Path, ...] = ()) -> None:
+        self.paths = paths
+
+    @classmethod
+    def decode(cls, obj: Any, roots: dict[str, list[str]]) -> Paths:
+        texts = [obj] if isinstance(obj, str) else obj
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("must be a path or a list of paths")
+        try:
+            return cls(tuple(Path.parse(e) for t in texts for e in expand(t, roots)))
+        except PathError as e:
+            raise ValueError(str(e)) from None
+
+    def __repr__(self) -> str:
+        return f"Paths({[p.text for p in self.paths]})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and self.paths == other.paths
+
+    def __hash__(self) -> int:
+        return hash(self.paths)

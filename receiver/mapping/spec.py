@@ -18,17 +18,95 @@ class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+class Location:
+    """One place a request may carry a source's credential, written in a mapping file as
+    ``query:NAME``, ``header:NAME``, ``field:NAME`` (a form or JSON body field) or ``bearer``."""
+
+    __slots__ = ("kind", "name")
+    KINDS = ("query", "header", "field", "bearer")
+
+    def __init__(self, kind: Literal["query", "header", "field", "bearer"], name: str = "") -> None:
+        self.kind = kind
+        self.name = name
+
+    @classmethod
+    def parse(cls, text: str) -> Location:
+        kind, sep, name = text.partition(":")
+        if kind == "bearer" and not sep:
+            return cls("bearer")
+        if kind == "query" and name:
+            return cls("query", name)
+        if kind == "field" and name:
+            return cls("field", name)
+        if kind == "header" and name:
+            return cls("header", name.lower())  # header names are case-insensitive
+        raise ValueError(
+            f"a credential location is query:NAME, header:NAME, field:NAME or bearer, got {text!r}"
+        )
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "bearer" else f"{self.kind}:{self.name}"
+
+    def __repr__(self) -> str:
+        return f"Location({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Location) and (self.kind, self.name) == (other.kind, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name))
+
+
+def decode_hook(type_: type, obj: Any) -> Any:
+    """msgspec's hook for the types of a mapping file that are written as text."""
+    if type_ is Location:
+        if not isinstance(obj, str):
+            raise TypeError("a credential location is text, e.g. query:token")
+        return Location.parse(obj)
+    raise NotImplementedError(type_)
+
+
 class Credential(Base, kw_only=True):
     setting: str
     """Environment variable holding the secret, e.g. RECEIVER_KARTRA_TOKEN."""
-    locations: list[str]
-    """Where a request carries it, in order: ``query:NAME``, ``header:NAME``, ``bearer``,
-    ``field:NAME`` (a form or JSON body field)."""
+    locations: list[Location]
+    """Where a request carries it, in order of preference (the first is the one the start-up
+    banner shows)."""
+    generate: Literal["token", "uuid"] = "token"
+    """The form of a generated secret: a random URL-safe token, or a random UUID where the
+    vendor's client accepts nothing else (Croct's SDK validates its appId as a UUID)."""
+
+    def __post_init__(self) -> None:
+        if not self.locations:
+            raise ValueError("a credential needs at least one location")
+
+    def _names(self, kind: str) -> tuple[str, ...]:
+        return tuple(loc.name for loc in self.locations if loc.kind == kind)
+
+    @property
+    def query(self) -> tuple[str, ...]:
+        """Query parameter names."""
+        return self._names("query")
+
+    @property
+    def header(self) -> tuple[str, ...]:
+        """Header names, lower-case."""
+        return self._names("header")
+
+    @property
+    def field(self) -> tuple[str, ...]:
+        """Body field names (a form field, or a top-level JSON member)."""
+        return self._names("field")
+
+    @property
+    def bearer(self) -> bool:
+        """``Authorization: Bearer <secret>``."""
+        return any(loc.kind == "bearer" for loc in self.locations)
 
 
 class Answer(Base, kw_only=True):
     style: Literal["standard", "ok", "success_flag"] = "standard"
-    """standard: 202/200 JSON of CONTRACT section 2. ok: the same bodies, always 200.
+    """standard: 202/200 JSON of docs/webhooks.md. ok: the same bodies, always 200.
     success_flag: ``{"success": true, "message", …echo}`` / ``{"success": false, "error"}``."""
     message: str = ""
     echo: list[str] = []

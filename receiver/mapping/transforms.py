@@ -1,9 +1,12 @@
 """The closed set of named transforms a mapping file may chain on a field.
 
-Each entry is a factory: it takes the transform's arguments from the mapping file
-(checked once, at load) and returns a plain function ``(value, node, ctx) -> value``.
-A function raises ``TransformError`` for a value it cannot convert; the engine turns
-that into a 422 naming the field's pointer. Returning None means "absent".
+Each transform is registered once, in ``REGISTRY``, with the msgspec Struct of its
+arguments: unknown arguments are refused, types are checked, and arguments that name
+paths are typed ``Paths`` (expanded through the mapping's roots). Its factory takes the
+decoded arguments and returns a plain function ``(value, node, ctx) -> value``, which
+raises ``TransformError`` for a value it cannot convert (the engine reports it as a 422
+naming the field's pointer) and returns None for "absent". ``mappings/README.md``
+documents the registry (``receiver mappings docs``).
 """
 
 from __future__ import annotations
@@ -11,20 +14,23 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
+import inspect
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
 import phonenumbers
 
-from ..clock import _second, rfc3339, rfc3339_epoch
-from .paths import Ctx, Getter, PathError, compile_getter
+from ..clock import _second, rfc3339_epoch
+from .patch import PatchError, apply_patch
+from .paths import Ctx, Paths, as_index, read_first
 
 Fn = Callable[[Any, Any, Ctx], Any]
 
@@ -37,91 +43,170 @@ class SpecError(ValueError):
     """A transform named or configured wrongly in a mapping file."""
 
 
-def _no_args(name: str, args: Any) -> None:
-    if args not in (None, {}, True):
-        raise SpecError(f"transform {name!r} takes no arguments")
+class Args(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A transform's arguments; this base takes none."""
 
 
-def _getters(args: Any, key: str) -> list[Getter]:
-    paths = args.get(key, []) if isinstance(args, dict) else []
-    if isinstance(paths, str):
-        paths = [paths]
-    return [compile_getter(p) for p in paths]
+NoArgs = Args
 
 
-def _first(getters: list[Getter], node: Any, ctx: Ctx) -> Any:
-    for g in getters:
-        v = g(node, ctx)
-        if v is not None:
-            return v
-    return None
+@dataclass(frozen=True)
+class Transform:
+    name: str
+    args: type[Args]
+    make: Callable[[Any], Fn]
+    """Decoded arguments -> the function."""
+    doc: str
+    shorthand: str | None = None
+    """The argument a bare value stands for: ``{pluck: option_value}``."""
+
+
+REGISTRY: dict[str, Transform] = {}
+A = TypeVar("A", bound=Args)
+
+
+def transform(
+    name: str,
+    args: type[A] = NoArgs,  # type: ignore[assignment]
+    shorthand: str | None = None,
+) -> Callable[[Callable[[A], Fn]], Callable[[A], Fn]]:
+    def register(make: Callable[[A], Fn]) -> Callable[[A], Fn]:
+        REGISTRY[name] = Transform(name, args, make, inspect.cleandoc(make.__doc__ or ""), shorthand)
+        return make
+
+    return register
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One transform of a chain, as the plan holds it."""
+
+    name: str
+    args: Args
+    fn: Fn
+
+
+def build(ref: str | dict[str, Any], dec_hook: Callable[[type, Any], Any]) -> Step:
+    """``"lower"`` or ``{"datetime": {"format": …}}`` -> a step. ``dec_hook`` decodes the
+    argument types written as text (``Paths``)."""
+    if isinstance(ref, str):
+        name, raw = ref, None
+    elif len(ref) == 1:
+        ((name, raw),) = ref.items()
+    else:
+        raise SpecError(f"a transform is a name or a one-key mapping, got {sorted(ref)}")
+    t = REGISTRY.get(name)
+    if t is None:
+        raise SpecError(f"unknown transform {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    fields = msgspec.structs.fields(t.args)
+    if raw is None or raw is True or raw == {}:
+        raw = {}
+    elif not isinstance(raw, dict):
+        if t.shorthand is None:
+            if not fields:
+                raise SpecError(f"transform {name!r} takes no arguments")
+            raise SpecError(
+                f"transform {name!r} takes a mapping of arguments ({', '.join(f.name for f in fields)})"
+            )
+        raw = {t.shorthand: raw}
+    known = [f.encode_name for f in fields]
+    for key in raw:
+        if key not in known:
+            takes = f"its arguments are {', '.join(known)}" if known else "it takes no arguments"
+            raise SpecError(f"transform {name!r}: unknown argument {key!r} ({takes})")
+    try:
+        args = msgspec.convert(raw, t.args, dec_hook=dec_hook)
+    except msgspec.ValidationError as e:
+        raise SpecError(f"transform {name!r}: {e}") from None
+    return Step(name, args, t.make(args))
 
 
 # --- text -------------------------------------------------------------------------------
 
 
-def t_trim(args: Any) -> Fn:
-    _no_args("trim", args)
+@transform("trim")
+def t_trim(args: Args) -> Fn:
+    """Strip surrounding white space; text that is only white space becomes absent."""
     return lambda v, n, c: (v.strip() or None) if isinstance(v, str) else v
 
 
-def t_lower(args: Any) -> Fn:
-    _no_args("lower", args)
+@transform("lower")
+def t_lower(args: Args) -> Fn:
+    """Lower-case text."""
     return lambda v, n, c: v.lower() if isinstance(v, str) else v
 
 
-def t_upper(args: Any) -> Fn:
-    _no_args("upper", args)
+@transform("upper")
+def t_upper(args: Args) -> Fn:
+    """Upper-case text."""
     return lambda v, n, c: v.upper() if isinstance(v, str) else v
 
 
-def _to_string(v: Any, n: Any, c: Ctx) -> Any:
+def to_text(v: Any) -> str | None:
+    """A scalar as text (``12`` -> ``"12"``, ``true`` -> ``"true"``); None for objects and arrays."""
     if isinstance(v, str):
         return v
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
-        return str(v)
+        try:
+            return str(v)
+        except ValueError:  # more digits than Python converts (sys.set_int_max_str_digits)
+            return None
     if isinstance(v, float):
         return str(int(v)) if v.is_integer() else repr(v)
-    raise TransformError("must be a string")
+    return None
 
 
-def t_string(args: Any) -> Fn:
-    _no_args("string", args)
+def _to_string(v: Any, n: Any, c: Ctx) -> Any:
+    text = to_text(v)
+    if text is None:
+        raise TransformError("must be a string")
+    return text
+
+
+@transform("string")
+def t_string(args: Args) -> Fn:
+    """Numbers and booleans as text: ``12`` -> ``"12"``, ``true`` -> ``"true"``."""
     return _to_string
 
 
 # --- numbers ----------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+"""A number written as text (what ``number`` and the constraints accept)."""
 
 
 def _to_number(v: Any, n: Any, c: Ctx) -> Any:
-    if isinstance(v, bool):
-        raise TransformError("must be a number")
-    if isinstance(v, int | float):
-        if isinstance(v, float) and not math.isfinite(v):
-            raise TransformError("must be a finite number")
-        return v
-    if isinstance(v, str):
+    cls = v.__class__
+    if cls is str:
         s = v.strip()
-        if not _NUMBER.fullmatch(s):
+        if NUMBER.fullmatch(s) is None:
             raise TransformError(f"must be a number, got {v[:40]!r}")
         f = float(s)
         if not math.isfinite(f):
             raise TransformError("must be a finite number")
-        return int(f) if f.is_integer() and abs(f) < 2**53 and "." not in s and "e" not in s.lower() else f
+        if f.is_integer() and abs(f) < 2**53 and "." not in s and "e" not in s and "E" not in s:
+            return int(f)
+        return f
+    if cls is int:
+        return v
+    if cls is float:
+        if not math.isfinite(v):
+            raise TransformError("must be a finite number")
+        return v
     raise TransformError("must be a number")
 
 
-def t_number(args: Any) -> Fn:
-    _no_args("number", args)
+@transform("number")
+def t_number(args: Args) -> Fn:
+    """A number, also from text (``"199.8"`` -> ``199.8``); other text is an error (422)."""
     return _to_number
 
 
-def t_integer(args: Any) -> Fn:
-    _no_args("integer", args)
+@transform("integer")
+def t_integer(args: Args) -> Fn:
+    """A whole number, also from text (``"3"`` -> ``3``); ``1.5`` is an error (422)."""
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         x = _to_number(v, n, c)
@@ -134,19 +219,22 @@ def t_integer(args: Any) -> Fn:
     return fn
 
 
-def t_boolean(args: Any) -> Fn:
-    _no_args("boolean", args)
-    truthy, falsy = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+
+@transform("boolean")
+def t_boolean(args: Args) -> Fn:
+    """``1/0``, ``true/false``, ``yes/no``, ``on/off`` (any case) and numbers (non-zero is true)."""
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if isinstance(v, bool):
             return v
         if isinstance(v, int | float):
             return v != 0
-        s = str(v).strip().lower()
-        if s in truthy:
+        s = v.strip().lower() if isinstance(v, str) else None
+        if s in _TRUE:
             return True
-        if s in falsy:
+        if s in _FALSE:
             return False
         raise TransformError("must be a boolean")
 
@@ -155,6 +243,8 @@ def t_boolean(args: Any) -> Fn:
 
 # --- time -------------------------------------------------------------------------------
 
+#: Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: what RFC 3339 can write.
+_FIRST_SECOND, _LAST_SECOND = -62135596800, 253402300799
 
 #: strptime formats that fromisoformat parses ten times faster, with a strict shape check.
 _ISO_SHAPES = {
@@ -164,67 +254,100 @@ _ISO_SHAPES = {
 }
 
 
-def _zone(args: Any) -> Any:
-    name = args.get("tz", "UTC") if isinstance(args, dict) else "UTC"
+def _zone(name: str) -> tzinfo:
+    if name == "UTC":
+        return UTC
     try:
-        return UTC if name == "UTC" else ZoneInfo(name)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SpecError(f"unknown time zone {name!r}") from None
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
-def t_datetime(args: Any) -> Fn:
-    """Parse a date-time: ``format`` (strptime) in ``tz`` (default UTC); without a format,
-    RFC 3339 / ISO 8601. Output: RFC 3339 UTC."""
-    fmt = args.get("format") if isinstance(args, dict) else None
-    tz = _zone(args)
+class DatetimeArgs(Args, frozen=True):
+    format: Annotated[
+        str | None, msgspec.Meta(description="a strptime format, e.g. `%Y-%m-%d %H:%M:%S`; default ISO 8601")
+    ] = None
+    tz: Annotated[str, msgspec.Meta(description="time zone of a value that has none (IANA name)")] = "UTC"
+
+    def __post_init__(self) -> None:
+        _zone(self.tz)
+
+
+def _instant(dt: datetime) -> str:
+    """An aware date-time as RFC 3339 UTC with milliseconds; an error past year 9999."""
+    try:
+        seconds = dt.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise TransformError("is not a representable time") from None
+    sec = math.floor(seconds)
+    if not _FIRST_SECOND <= sec <= _LAST_SECOND:
+        raise TransformError("is not a representable time")
+    return f"{_second(sec)}.{dt.microsecond // 1000:03d}Z"
+
+
+@transform("datetime", DatetimeArgs)
+def t_datetime(args: DatetimeArgs) -> Fn:
+    """A date-time as RFC 3339 UTC: parsed with `format` in `tz` (default UTC), or
+    RFC 3339 / ISO 8601 without a format."""
+    fmt, tz = args.format, _zone(args.tz)
+    shape = _ISO_SHAPES.get(fmt) if fmt else None
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if not isinstance(v, str):
             raise TransformError("must be a date-time string")
+        s = v.strip()
         try:
-            shape = _ISO_SHAPES.get(fmt) if fmt else None
-            if shape is not None and shape.fullmatch(v.strip()):
-                dt = datetime.fromisoformat(v.strip())
+            if shape is not None and shape.fullmatch(s):
+                dt = datetime.fromisoformat(s)
             elif fmt:
-                dt = datetime.strptime(v.strip(), fmt)
+                dt = datetime.strptime(s, fmt)
             else:
-                dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+                dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
         except ValueError:
             raise TransformError(f"must be a date-time{' like ' + fmt if fmt else ''}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=tz)
-        return rfc3339(dt)
+        return _instant(dt)
 
     return fn
 
 
-def _epoch(scale: float) -> Fn:
+def _epoch(scale: int) -> Fn:
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         x = _to_number(v, n, c)
-        try:
-            if scale == 1000.0 and isinstance(x, int):
-                sec, ms = divmod(x, 1000)  # exact: no float rounding for the common case
-                return f"{_second(sec)}.{ms:03d}Z"
-            return rfc3339_epoch(x / scale)
-        except (OverflowError, OSError, ValueError):
-            raise TransformError("is not a representable time") from None
+        if not _FIRST_SECOND * scale <= x <= (_LAST_SECOND + 1) * scale - 1:
+            raise TransformError("is not a representable time")
+        if scale == 1000 and isinstance(x, int):
+            sec, ms = divmod(x, 1000)  # exact: no float rounding for the common case
+            return f"{_second(sec)}.{ms:03d}Z"
+        out = rfc3339_epoch(x / scale)
+        if out.startswith("10000"):  # rounded up past the last millisecond
+            raise TransformError("is not a representable time")
+        return out
 
     return fn
 
 
-def t_epoch_ms(args: Any) -> Fn:
-    _no_args("epoch_ms", args)
-    return _epoch(1000.0)
+@transform("epoch_ms")
+def t_epoch_ms(args: Args) -> Fn:
+    """Unix time in milliseconds -> RFC 3339 UTC."""
+    return _epoch(1000)
 
 
-def t_epoch_s(args: Any) -> Fn:
-    _no_args("epoch_s", args)
-    return _epoch(1.0)
+@transform("epoch_s")
+def t_epoch_s(args: Args) -> Fn:
+    """Unix time in seconds -> RFC 3339 UTC."""
+    return _epoch(1)
 
 
-def t_date(args: Any) -> Fn:
-    """A calendar date, output YYYY-MM-DD (input ISO date, or ``format``)."""
-    fmt = args.get("format") if isinstance(args, dict) else None
+class DateArgs(Args, frozen=True):
+    format: Annotated[str | None, msgspec.Meta(description="a strptime format, e.g. `%d/%m/%Y`")] = None
+
+
+@transform("date", DateArgs)
+def t_date(args: DateArgs) -> Fn:
+    """A calendar date as `YYYY-MM-DD` (input ISO 8601, or `format`)."""
+    fmt = args.format
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if not isinstance(v, str):
@@ -238,11 +361,12 @@ def t_date(args: Any) -> Fn:
     return fn
 
 
-# --- privacy ----------------------------------------------------------------------------
+# --- hashing and masking (the privacy markers use the same two functions) -----------------
 
 
 def sha256_hex(v: str) -> str:
-    return hashlib.sha256(v.strip().lower().encode("utf-8")).hexdigest()
+    """Hex SHA-256 of the trimmed, lower-cased text."""
+    return hashlib.sha256(v.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def mask(v: str) -> str:
@@ -254,13 +378,15 @@ def mask(v: str) -> str:
     return (v[:1] + "***") if v else v
 
 
-def t_sha256(args: Any) -> Fn:
-    _no_args("sha256", args)
+@transform("sha256")
+def t_sha256(args: Args) -> Fn:
+    """Hex SHA-256 of the trimmed, lower-cased text."""
     return lambda v, n, c: sha256_hex(_to_string(v, n, c))
 
 
-def t_mask(args: Any) -> Fn:
-    _no_args("mask", args)
+@transform("mask")
+def t_mask(args: Args) -> Fn:
+    """`jane@example.com` -> `j***@example.com`; other text keeps its first character."""
     return lambda v, n, c: mask(_to_string(v, n, c))
 
 
@@ -270,10 +396,10 @@ def t_mask(args: Any) -> Fn:
 @lru_cache(maxsize=4096)
 def _region(hint: str) -> str | None:
     h = hint.strip().upper().lstrip("+")
-    if h.isdigit():
+    if h.isascii() and h.isdigit() and len(h) <= 3:  # calling codes have 1 to 3 digits
         region = phonenumbers.region_code_for_country_code(int(h))
         return None if region == "ZZ" else region
-    return h if len(h) == 2 and h.isalpha() else None
+    return h if len(h) == 2 and h.isascii() and h.isalpha() else None
 
 
 @lru_cache(maxsize=16384)
@@ -287,16 +413,21 @@ def e164(number: str, region: str | None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def t_phone(args: Any) -> Fn:
-    """E.164 via phonenumbers; ``country``: paths to a calling code (``+34``, ``34``) or a
-    region (``ES``). A number that cannot be parsed is kept as given."""
-    countries = _getters(args, "country")
+class PhoneArgs(Args, frozen=True):
+    country: Annotated[
+        Paths, msgspec.Meta(description="paths to a calling code (`+34`, `34`) or a region (`ES`)")
+    ] = Paths()
+
+
+@transform("phone", PhoneArgs)
+def t_phone(args: PhoneArgs) -> Fn:
+    """E.164 via phonenumbers (`+14155550123`); a number that cannot be parsed is kept as given."""
+    countries = args.country.paths
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         s = _to_string(v, n, c).strip()
-        hint = _first(countries, n, c)
-        region = _region(str(hint)) if hint is not None else None
-        return e164(s, region)
+        hint = to_text(read_first(countries, n, c)) if countries else None
+        return e164(s, _region(hint) if hint is not None else None)
 
     return fn
 
@@ -304,21 +435,36 @@ def t_phone(args: Any) -> Fn:
 # --- lookups and structure --------------------------------------------------------------
 
 
-def t_enum(args: Any) -> Fn:
-    """Look the value up in ``map`` (keys compared as text); unknown values are an error
-    unless ``passthrough: true``."""
-    if not isinstance(args, dict) or not isinstance(args.get("map"), dict):
-        raise SpecError("transform 'enum' needs a 'map'")
-    table = {str(k): v for k, v in args["map"].items()}
-    passthrough = bool(args.get("passthrough", False))
+class EnumArgs(Args, frozen=True):
+    map: Annotated[
+        dict[Any, Any],
+        msgspec.Meta(description="vendor value -> value (keys compared as trimmed lower-case text)"),
+    ]
+    passthrough: Annotated[bool, msgspec.Meta(description="keep an unknown value instead of an error")] = (
+        False
+    )
+
+
+def _key(v: Any) -> str | None:
+    text = to_text(v)
+    return None if text is None else text.strip().lower()
+
+
+@transform("enum", EnumArgs)
+def t_enum(args: EnumArgs) -> Fn:
+    """Look the value up in `map`; a value not in it is an error (422) unless `passthrough`."""
+    table = {_key(k): v for k, v in args.map.items()}
+    table.pop(None, None)
+    passthrough = args.passthrough
+    known = ", ".join(str(k) for k in table)
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
-        key = _to_string(v, n, c).strip().lower() if not isinstance(v, dict | list) else None
-        if key is not None and key in table:
+        key = _key(v)
+        if key in table:
             return table[key]
         if passthrough:
             return v
-        raise TransformError(f"must be one of {', '.join(table)}")
+        raise TransformError(f"must be one of {known}")
 
     return fn
 
@@ -332,47 +478,60 @@ _UTM = {
 }
 
 
-def t_campaign(args: Any) -> Fn:
-    """utm_* query parameters of a URL -> ``{source, medium, name, term, content}``."""
-    _no_args("campaign", args)
+@transform("campaign")
+def t_campaign(args: Args) -> Fn:
+    """The utm_* query parameters of a URL as `{source, medium, name, term, content}`;
+    absent when there are none (or the text is not a URL)."""
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if not isinstance(v, str) or "utm_" not in v:
             return None
-        query = parse_qs(urlsplit(v).query)
+        try:
+            query = parse_qs(urlsplit(v).query)
+        except ValueError:  # "http://[x?utm_source=a": not a URL, so no campaign
+            return None
         out = {_UTM[k]: vals[0] for k, vals in query.items() if k in _UTM and vals[0]}
         return out or None
 
     return fn
 
 
-def t_absolute_url(args: Any) -> Fn:
-    """Resolve a relative URL against ``base`` (paths to a URL, e.g. the page URL)."""
-    bases = _getters(args, "base")
+class AbsoluteUrlArgs(Args, frozen=True):
+    base: Annotated[Paths, msgspec.Meta(description="paths to the URL to resolve against (e.g. the page)")]
+
+
+@transform("absolute_url", AbsoluteUrlArgs)
+def t_absolute_url(args: AbsoluteUrlArgs) -> Fn:
+    """Resolve a relative URL against `base`; an absolute URL stays as it is."""
+    bases = args.base.paths
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         s = _to_string(v, n, c).strip()
-        if urlsplit(s).scheme:
-            return s
-        base = _first(bases, n, c)
-        return urljoin(base, s) if isinstance(base, str) else s
+        try:
+            if urlsplit(s).scheme:
+                return s
+            base = read_first(bases, n, c)
+            return urljoin(base, s) if isinstance(base, str) else s
+        except ValueError:
+            raise TransformError("must be a URL") from None
 
     return fn
 
 
-def t_pluck(args: Any) -> Fn:
-    """A list of objects -> the list of their ``key`` values; a plain value stays as it is."""
-    key = args.get("key") if isinstance(args, dict) else args
-    if not isinstance(key, str):
-        raise SpecError("transform 'pluck' needs a key")
+class PluckArgs(Args, frozen=True):
+    key: Annotated[str, msgspec.Meta(description="the member to take from each object")]
+
+
+@transform("pluck", PluckArgs, shorthand="key")
+def t_pluck(args: PluckArgs) -> Fn:
+    """A list of objects -> the list of their `key` members; a plain value stays as it is."""
+    key = args.key
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if isinstance(v, dict):
-            v = (
-                [v[k] for k in sorted(v, key=lambda s: int(s) if s.isdigit() else 0)]
-                if all(k.isdigit() for k in v)
-                else [v]
-            )
+            indexed = [(i, x) for k, x in v.items() if (i := as_index(k)) is not None]
+            # A PHP-style form array ({"0": …, "1": …}) is a list; any other object is one item.
+            v = [x for _, x in sorted(indexed, key=lambda p: p[0])] if len(indexed) == len(v) else [v]
         if isinstance(v, list):
             return [x.get(key) for x in v if isinstance(x, dict) and x.get(key) not in (None, "")]
         return v
@@ -380,145 +539,51 @@ def t_pluck(args: Any) -> Fn:
     return fn
 
 
-def t_first(args: Any) -> Fn:
-    _no_args("first", args)
+@transform("first")
+def t_first(args: Args) -> Fn:
+    """The first element of a list (absent for an empty one); a plain value stays as it is."""
     return lambda v, n, c: (v[0] if v else None) if isinstance(v, list) else v
 
 
-def t_string_list(args: Any) -> Fn:
-    """A list (or a single value) -> a list of strings."""
-    _no_args("string_list", args)
+@transform("string_list")
+def t_string_list(args: Args) -> Fn:
+    """A list (or a single value) -> a list of text."""
     return lambda v, n, c: [_to_string(x, n, c) for x in (v if isinstance(v, list) else [v])]
 
 
-def _split_path(path: str) -> list[str]:
-    path = path.strip().strip(".")
-    if not path:
-        return []
-    return [p for p in re.split(r"\.|\[|\]", path) if p != ""]
+@transform("apply_patch")
+def t_apply_patch(args: Args) -> Fn:
+    """Fold SDK patch operations (`set`, `merge`, `add`, `combine`, `unset`, `clear`,
+    `remove`, `increment`, `decrement`) into the object they describe."""
+
+    def fn(v: Any, n: Any, c: Ctx) -> Any:
+        try:
+            return apply_patch(v)
+        except PatchError as e:
+            raise TransformError(str(e)) from None
+
+    return fn
 
 
-def apply_patch(operations: Any) -> Any:
-    """Fold SDK patch operations (``{type, path, value}``: set, merge, add, combine, unset,
-    clear, remove, increment, decrement) into the object they describe."""
-    if not isinstance(operations, list):
-        raise TransformError("must be a list of patch operations")
-    doc: dict[str, Any] = {}
-    for op in operations:
-        if not isinstance(op, dict):
-            raise TransformError("each patch operation must be an object")
-        kind, value = op.get("type"), op.get("value")
-        tokens = _split_path(str(op.get("path") or ""))
-        parent: Any = doc
-        for t in tokens[:-1]:
-            nxt = parent.get(t) if isinstance(parent, dict) else None
-            if not isinstance(nxt, dict):
-                nxt = {}
-                parent[t] = nxt
-            parent = nxt
-        if not tokens:
-            if kind in ("set", "merge") and isinstance(value, dict):
-                if kind == "set":
-                    doc.clear()
-                doc.update(value)
-            elif kind in ("unset", "clear"):
-                doc.clear()
-            continue
-        last = tokens[-1]
-        if kind == "set":
-            parent[last] = value
-        elif kind == "merge" and isinstance(value, dict) and isinstance(parent.get(last), dict):
-            parent[last].update(value)
-        elif kind == "merge":
-            parent[last] = value
-        elif kind in ("add", "combine"):
-            cur = parent.get(last)
-            items = value if isinstance(value, list) else [value]
-            parent[last] = (cur if isinstance(cur, list) else ([] if cur is None else [cur])) + items
-        elif kind in ("unset", "clear", "remove"):
-            parent.pop(last, None)
-        elif kind in ("increment", "decrement"):
-            cur = parent.get(last)
-            step = value if isinstance(value, int | float) and not isinstance(value, bool) else 1
-            base = cur if isinstance(cur, int | float) and not isinstance(cur, bool) else 0
-            parent[last] = base + (step if kind == "increment" else -step)
-        else:
-            raise TransformError(f"unknown patch operation {kind!r}")
-    return doc
+class JwtClaimArgs(Args, frozen=True):
+    claim: Annotated[str, msgspec.Meta(description="the claim to read")] = "sub"
 
 
-def t_apply_patch(args: Any) -> Fn:
-    _no_args("apply_patch", args)
-    return lambda v, n, c: apply_patch(v)
-
-
-def t_jwt_claim(args: Any) -> Fn:
-    """A claim (``claim``, default ``sub``) read from a JWT's payload. The signature is not
-    checked: the token identifies a visitor, it does not authorise anything here."""
-    claim = args.get("claim", "sub") if isinstance(args, dict) else "sub"
+@transform("jwt_claim", JwtClaimArgs, shorthand="claim")
+def t_jwt_claim(args: JwtClaimArgs) -> Fn:
+    """A claim read from a JWT's payload. The signature is not checked: the token
+    identifies a visitor, it does not authorise anything here."""
+    claim = args.claim
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if not isinstance(v, str) or v.count(".") != 2:
             return None
         part = v.split(".")[1]
         try:
-            payload = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-        except (ValueError, binascii.Error):
+            payload = msgspec.json.decode(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        except (ValueError, binascii.Error, RecursionError):  # msgspec.DecodeError is a ValueError
             return None
         value = payload.get(claim) if isinstance(payload, dict) else None
         return value if isinstance(value, str | int) and value != "" else None
 
     return fn
-
-
-REGISTRY: dict[str, Callable[[Any], Fn]] = {
-    "trim": t_trim,
-    "lower": t_lower,
-    "upper": t_upper,
-    "string": t_string,
-    "number": t_number,
-    "integer": t_integer,
-    "boolean": t_boolean,
-    "datetime": t_datetime,
-    "epoch_ms": t_epoch_ms,
-    "epoch_s": t_epoch_s,
-    "date": t_date,
-    "sha256": t_sha256,
-    "mask": t_mask,
-    "phone": t_phone,
-    "enum": t_enum,
-    "campaign": t_campaign,
-    "absolute_url": t_absolute_url,
-    "pluck": t_pluck,
-    "first": t_first,
-    "string_list": t_string_list,
-    "apply_patch": t_apply_patch,
-    "jwt_claim": t_jwt_claim,
-}
-
-
-#: Transform arguments that hold paths (expanded through the mapping's roots).
-PATH_ARGS = ("country", "base")
-
-
-def build(ref: str | dict[str, Any], expand: Callable[[str], list[str]] | None = None) -> Fn:
-    """``"lower"`` or ``{"datetime": {"format": …}}`` -> a transform function."""
-    if isinstance(ref, str):
-        name, args = ref, None
-    elif len(ref) == 1:
-        ((name, args),) = ref.items()
-    else:
-        raise SpecError(f"a transform is a name or a one-key mapping, got {sorted(ref)}")
-    factory = REGISTRY.get(name)
-    if factory is None:
-        raise SpecError(f"unknown transform {name!r} (known: {', '.join(sorted(REGISTRY))})")
-    if expand is not None and isinstance(args, dict):
-        args = dict(args)
-        for key in PATH_ARGS:
-            if key in args:
-                paths = [args[key]] if isinstance(args[key], str) else list(args[key])
-                args[key] = [q for p in paths for q in expand(p)]
-    try:
-        return factory(args)
-    except (PathError, TypeError, AttributeError) as e:
-        raise SpecError(f"transform {name!r}: {e}") from None

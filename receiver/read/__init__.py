@@ -1,1 +1,1 @@
-"""The read API (CONTRACT section 7): query, export, replay, erase."""
+"""The read API (docs/read-api.md): query, export, replay, erase."""

@@ -42,6 +42,8 @@ class LeadQuery:
 class DeliveryQuery:
     status: str | None = None
     source: str | None = None
+    id_contains: str | None = None
+    """Part of a delivery id (the inspector's search box)."""
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -104,7 +106,7 @@ class Store(Protocol):
         """Remove a lead and everything that names it, beyond recovery from the files."""
         ...
 
-    # The read side (see store/sqlite_read.py): keyset pages, newest first.
+    # The read side (see store/reads.py): keyset pages, newest first.
     async def live_lead_id(self, lead_id: str) -> str | None: ...
 
     async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]: ...
@@ -128,3 +130,16 @@ class Store(Protocol):
     async def delivery_ids(self, q: DeliveryQuery) -> list[str]: ...
 
     async def raw_delivery(self, delivery_id: str) -> Any: ...
+
+    # Summaries for the inspector.
+    async def delivery_counts(self, since: str) -> list[dict[str, Any]]:
+        """Deliveries received at or after ``since``: ``{source, status, n}`` rows."""
+        ...
+
+    async def delivery_minutes(self, since: str) -> dict[str, int]:
+        """Deliveries received at or after ``since``, by minute (``2026-01-31T12:34``)."""
+        ...
+
+    async def merged_lead_ids(self, lead_id: str) -> list[str]:
+        """The ids merged into a live lead (they still resolve to it)."""
+        ...

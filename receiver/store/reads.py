@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -202,8 +203,17 @@ class SQLReads:
                     out["body_base64"] = base64.b64encode(body).decode()
         return out
 
-    async def list_deliveries(self, q: DeliveryQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+    @staticmethod
+    def _delivery_where(q: DeliveryQuery) -> tuple[list[str], list[Any]]:
         where, args = _equal(status=q.status, source=q.source)
+        if q.id_contains:
+            like = q.id_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("id LIKE ? ESCAPE '\\'")
+            args.append(f"%{like.lower()}%")
+        return where, args
+
+    async def list_deliveries(self, q: DeliveryQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        where, args = self._delivery_where(q)
         if before:
             where.append("id < ?")
             args.append(before)
@@ -227,9 +237,38 @@ class SQLReads:
         return out
 
     async def delivery_ids(self, q: DeliveryQuery) -> list[str]:
-        where, args = _equal(status=q.status, source=q.source)
+        where, args = self._delivery_where(q)
         sql = "SELECT id FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
         return [str(r["id"]) for r in await self._all(sql + " ORDER BY id", args)]
 
     async def raw_delivery(self, delivery_id: str) -> Any:
         return await self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+
+    # -- summaries for the inspector ------------------------------------------------------
+    # Delivery ids are UUIDv7: the id range of a time window is an index range on the
+    # primary key, where received_at has no index of its own.
+    async def delivery_counts(self, since: str) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT source, status, count(*) AS n FROM deliveries WHERE id >= ? GROUP BY source, status",
+            (id_floor(since),),
+        )
+        return [{"source": r["source"], "status": r["status"], "n": int(r["n"])} for r in rows]
+
+    async def delivery_minutes(self, since: str) -> dict[str, int]:
+        rows = await self._all(
+            "SELECT substr(received_at, 1, 16) AS minute, count(*) AS n FROM deliveries"
+            " WHERE id >= ? GROUP BY substr(received_at, 1, 16)",
+            (id_floor(since),),
+        )
+        return {str(r["minute"]): int(r["n"]) for r in rows}
+
+    async def merged_lead_ids(self, lead_id: str) -> list[str]:
+        rows = await self._all("SELECT id FROM leads WHERE merged_into = ? ORDER BY id", (lead_id,))
+        return [str(r["id"]) for r in rows]
+
+
+def id_floor(rfc3339: str) -> str:
+    """The smallest UUIDv7 of a moment (``2026-01-31T12:00:00.000Z``)."""
+    ms = int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+    h = f"{ms:012x}"
+    return f"{h[:8]}-{h[8:12]}-0000-0000-000000000000"

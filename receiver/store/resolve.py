@@ -1,4 +1,4 @@
-"""Identity resolution (CONTRACT section 4), once, for every backend.
+"""Identity resolution (docs/events.md), once, for every backend.
 
 The algorithm is written against ``LeadRepo``, a handful of storage operations. It is
 async so that PostgreSQL can await its driver; SQLite's repository never suspends, and

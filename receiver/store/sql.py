@@ -63,6 +63,11 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
         if first is not None:
             return WriteResult(first, duplicate=True)
     if req.replace:
+        # The n-th event keeps the id the n-th event had: the same as ids.event_id gives,
+        # except for events stored before ids were derived (0.1), whose links survive too.
+        kept = await x.all("SELECT id FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
+        for event, row in zip(req.events, kept, strict=False):
+            event.id = row[0]
         await x.run("DELETE FROM events WHERE delivery_id = ?", (d.id,))
         await x.run(
             "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",

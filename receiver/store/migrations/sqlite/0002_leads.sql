@@ -1,4 +1,4 @@
--- Leads and the identities that point at them (CONTRACT section 4).
+-- Leads and the identities that point at them (docs/events.md).
 CREATE TABLE leads (
     id           TEXT PRIMARY KEY,
     merged_into  TEXT,
