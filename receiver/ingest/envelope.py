@@ -136,8 +136,10 @@ def parse_form(raw: bytes | str) -> dict[str, Any]:
         if bracket:
             if not rest.endswith("]"):
                 keys = [name]
-            else:
+            elif rest.count("][") < MAX_DEPTH:  # counted first: no list of 100,000 names
                 keys += rest[:-1].split("][")
+            else:
+                keys = [base] * (MAX_DEPTH + 1)
         if len(keys) > MAX_DEPTH:
             raise bad_request(
                 "the form has a field nested too deeply",
