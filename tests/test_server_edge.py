@@ -44,13 +44,16 @@ def test_store_files_are_readable_by_their_owner_only(data_dir: Path) -> None:
         server.stop()
 
 
-def test_an_open_data_directory_is_narrowed_on_start_with_a_log_line(data_dir: Path) -> None:
+def test_an_open_data_directory_is_narrowed_on_start_with_a_log_line(
+    data_dir: Path, request: pytest.FixtureRequest
+) -> None:
     Server(data_dir).start().stop()
     data_dir.chmod(0o755)
     (data_dir / "receiver.db").chmod(0o644)
     (data_dir / "old-backup.db").write_bytes(b"")
     (data_dir / "old-backup.db").chmod(0o664)
     server = Server(data_dir).start()
+    request.addfinalizer(server.stop)  # stop() is idempotent: no orphan if an assert fails
     out = server.stop()
     assert mode(data_dir) == "0o700"
     assert mode(data_dir / "receiver.db") == "0o600" and mode(data_dir / "old-backup.db") == "0o600"
@@ -76,13 +79,14 @@ def _jwt(sub: str) -> str:
 
 @pytest.mark.parametrize("level", ["debug", "info"])
 def test_server_output_holds_no_credential_and_no_personal_data(
-    data_dir: Path, env: dict[str, str], level: str
+    data_dir: Path, env: dict[str, str], level: str, request: pytest.FixtureRequest
 ) -> None:
     """Every credential in every place it is accepted (and wrong ones), marker personal data
     through every source (Convead's query-borne event included), read-API lookups by email,
     bad bodies and a forged log line: none of it may reach the process's output, on either
     backend. DEBUG logs everything the other levels do, and more."""
     server = Server(data_dir, env={**env, "RECEIVER_LOG_LEVEL": level}).start()
+    request.addfinalizer(server.stop)
     url = server.url
     k, c, x, a = (
         SECRETS["RECEIVER_KARTRA_TOKEN"],
