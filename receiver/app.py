@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .accesslog import AccessLog
 from .config import ConfigError, Settings
 from .credentials import Credentials, load_credentials, required
+from .edge import Edge
+from .files import secure_store_files
 from .forward import Forwarding
 from .ingest.endpoint import Ingest, build_sources
 from .mapping import CompiledMapping, load_dir
@@ -62,6 +63,7 @@ def make_store(settings: Settings) -> Store:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     mappings = load_dir(settings.mappings_dir)
+    secure_store_files(settings.data_dir, settings.sqlite_path)
     credentials = load_credentials(settings.data_dir, settings.env, required(mappings))
     store = make_store(settings)
     readiness = Readiness(store)
@@ -80,6 +82,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         writer,
         metrics,
         settings.max_body_bytes,
+        settings.max_events_per_delivery,
+        settings.body_timeout_seconds,
     )
     read_api = ReadAPI(store, writer, mappings, credentials.get("RECEIVER_API_KEY"))
     openapi = build_openapi(mappings, __version__)
@@ -131,10 +135,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             p.headers.update(exc.headers)
         return problem_response(p)
 
-    async def server_error(request: Request, exc: Exception) -> Response:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return problem_response(Problem(500, "Internal Server Error", "the request could not be handled"))
-
     routes = [
         Route("/hooks/{source}", ingest.handle, methods=ALL_METHODS),
         Route("/hooks/{source}/{rest:path}", ingest.handle, methods=ALL_METHODS),
@@ -149,10 +149,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        # Any other exception is answered and logged by Edge (never re-raised to the server,
+        # whose own log would print the exception's message).
+        exception_handlers={HTTPException: http_error},
     )
     app.state.service = service
-    app.add_middleware(AccessLog, secret_query=[q for m in mappings.values() for q in m.credential.query])
+    app.add_middleware(Edge, max_header_bytes=settings.max_header_bytes)
     return app
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import shlex
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import ConfigError, Settings
+from .config import LOG_LEVELS, ConfigError, Settings
 from .credentials import API_KEY_SETTING, Credentials, MissingCredentials, read_credentials, required
 from .mapping import CompiledMapping, MappingError, load_dir
 
@@ -80,48 +79,54 @@ def banner(
     return "\n".join(lines) + "\n"
 
 
-def _log_in_background() -> None:
-    """Log records are formatted and written by a listener thread: a request pays for a
-    queue put, not for a write and a flush to the terminal or pipe."""
-    import atexit
-    import logging.handlers
-    import queue
-
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    stream = logging.StreamHandler()
-    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    listener = logging.handlers.QueueListener(records, stream)
-    listener.start()
-    atexit.register(listener.stop)
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    root.addHandler(logging.handlers.QueueHandler(records))
+#: Addresses that mean "every interface": no URL a vendor could use.
+_ANY_HOST = ("0.0.0.0", "::", "[::]", "")  # noqa: S104 (compared with, never bound)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from . import logs, serving
     from .app import create_app, service_of
 
-    _log_in_background()
     try:
-        app = create_app(Settings.from_env())
+        settings = Settings.from_env()
+    except ConfigError as e:
+        print(f"receiver: {e}", file=sys.stderr)
+        return 2
+    level = args.log_level or settings.log_level
+    logs.setup(level)
+    try:
+        app = create_app(settings)
     except (ConfigError, MappingError) as e:
         print(f"receiver: {e}", file=sys.stderr)
         return 2
     svc = service_of(app)
-    base = os.environ.get("RECEIVER_PUBLIC_URL") or f"http://{args.host}:{args.port}"
-    sys.stdout.write(banner(svc.mappings, svc.credentials, base.rstrip("/")))
+    base = os.environ.get("RECEIVER_PUBLIC_URL")
+    if not base and args.host in _ANY_HOST:
+        base = f"http://YOUR-HOST:{args.port}"
+        sys.stdout.write(
+            f"\nreceiver: listening on every interface ({args.host or '*'}:{args.port}); set\n"
+            "  RECEIVER_PUBLIC_URL=https://hooks.example.com to print the URLs vendors can reach.\n"
+        )
+    sys.stdout.write(
+        banner(svc.mappings, svc.credentials, (base or f"http://{args.host}:{args.port}").rstrip("/"))
+    )
     sys.stdout.flush()
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
-        access_log=False,
-        log_level="info",
+        access_log=False,  # its line holds the raw query string; receiver.access logs instead
+        log_level=level,
         proxy_headers=True,
         server_header=False,
         lifespan="on",
+        # Limits, deliberately (README "Limits"): headers bounded in size and time (431,
+        # 408), idle keep-alive connections closed, bodies bounded by the ingest edge.
+        http=serving.protocol(settings.max_header_bytes, settings.header_timeout_seconds),
+        timeout_keep_alive=int(max(1, settings.keepalive_seconds)),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     return 0
 
@@ -475,6 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="debug, info, warning or error (default: $RECEIVER_LOG_LEVEL, else info); no level logs"
+        " bodies, query values, secrets or personal data",
+    )
     serve.set_defaults(fn=cmd_serve)
 
     creds = command(
@@ -625,6 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Whatever a command creates (the store, its -wal and -shm, credentials) is its owner's only.
+    os.umask(0o077)
     try:
         result: int = args.fn(args)
     except (CommandError, ConfigError, MappingError) as e:

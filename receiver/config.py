@@ -46,6 +46,29 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name} must be more than 0 and at most 3600, got {raw}")
+    return value
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -58,6 +81,17 @@ class Settings:
     busy_timeout_ms: int = 5000
     destinations_file: Path | None = None
     """Where events are forwarded (receiver/forward); None: nowhere."""
+    #: Events one delivery may carry (a batch); more is a 413 and nothing is stored.
+    max_events_per_delivery: int = 100
+    #: Request line plus headers, in bytes; more is a 431 before any work.
+    max_header_bytes: int = 32 * 1024
+    #: From a request's first byte to the end of its headers; then 408 and close.
+    header_timeout_seconds: float = 10.0
+    #: For the whole body of a delivery; then 408 and close.
+    body_timeout_seconds: float = 30.0
+    #: An idle keep-alive connection is closed after this.
+    keepalive_seconds: float = 5.0
+    log_level: str = "info"
     #: Credentials given in the environment, by variable name (RECEIVER_KARTRA_TOKEN, ...).
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -80,6 +114,12 @@ class Settings:
             destinations_file=Path(env["RECEIVER_DESTINATIONS_FILE"])
             if env.get("RECEIVER_DESTINATIONS_FILE")
             else None,
+            max_events_per_delivery=_int(env, "RECEIVER_MAX_EVENTS_PER_DELIVERY", 100, minimum=1),
+            max_header_bytes=_int(env, "RECEIVER_MAX_HEADER_BYTES", 32 * 1024, minimum=1024),
+            header_timeout_seconds=_seconds(env, "RECEIVER_HEADER_TIMEOUT_SECONDS", 10.0),
+            body_timeout_seconds=_seconds(env, "RECEIVER_BODY_TIMEOUT_SECONDS", 30.0),
+            keepalive_seconds=_seconds(env, "RECEIVER_KEEPALIVE_SECONDS", 5.0),
+            log_level=_choice(env, "RECEIVER_LOG_LEVEL", LOG_LEVELS, "info"),
             env=env,
         )
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from .logs import failure
 from .store.base import StorageError, Store, WriteRequest, WriteResult
 
 log = logging.getLogger("receiver.writer")
@@ -81,15 +82,28 @@ class Writer:
             try:
                 results = await self.store.write_batch([r for r, _ in batch])
             except Exception as e:  # the transaction failed: nothing in it is stored
-                log.error("batch of %d not committed: %s", len(batch), type(e).__name__)
-                err = e if isinstance(e, StorageError) else StorageError(str(e))
+                log.error(
+                    "batch of %d not committed (deliveries %s): %s",
+                    len(batch),
+                    ",".join(r.delivery.id for r, _ in batch[:10]) + (",…" if len(batch) > 10 else ""),
+                    failure(e),
+                )
+                # Storage trouble is a 503 the vendor retries; anything else is a bug, and
+                # reaches the ingest edge as itself (a 500, logged there by delivery id).
+                err: Exception = e
+                if isinstance(e, OSError | TimeoutError):
+                    err = StorageError(type(e).__name__)
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
             if self.committed is not None:
                 self.committed()
-            for (_, fut), res in zip(batch, results, strict=True):
+            for (req, fut), res in zip(batch, results, strict=True):
+                if isinstance(res, Exception):
+                    # This delivery alone failed (its neighbours committed): a bug or bad
+                    # data, never storage trouble. Logged as where, never what.
+                    log.error("delivery %s not stored: %s", req.delivery.id, failure(res))
                 if fut.done():
                     continue
                 if isinstance(res, Exception):

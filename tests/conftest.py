@@ -211,10 +211,12 @@ class Server:
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
         cwd: Path = ROOT,
+        args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.command = command or [sys.executable, "-m", "receiver"]
         self.cwd = cwd
+        self.args = args or []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env if env is not None else make_env(data_dir))}
@@ -223,7 +225,7 @@ class Server:
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(
-            [*self.command, "serve", "--port", str(self.port)],
+            [*self.command, "serve", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

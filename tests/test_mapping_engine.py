@@ -63,14 +63,16 @@ def test_the_base_file_loads(tmp_path: Path) -> None:
 
 
 def test_unknown_transform_is_refused_naming_file_and_key(tmp_path: Path) -> None:
-    msg = refused(tmp_path, "lead.email: /user/email",
-                  "lead.email: {from: [/user/email], transforms: [shout]}")
+    msg = refused(
+        tmp_path, "lead.email: /user/email", "lead.email: {from: [/user/email], transforms: [shout]}"
+    )
     assert "fields.lead.email" in msg and "unknown transform 'shout'" in msg
 
 
 def test_transform_with_wrong_arguments_is_refused(tmp_path: Path) -> None:
-    msg = refused(tmp_path, "lead.email: /user/email",
-                  "lead.email: {from: [/user/email], transforms: [{enum: 3}]}")
+    msg = refused(
+        tmp_path, "lead.email: /user/email", "lead.email: {from: [/user/email], transforms: [{enum: 3}]}"
+    )
     assert "fields.lead.email" in msg and "enum" in msg
 
 
@@ -113,7 +115,10 @@ def test_two_files_for_one_source_are_refused(tmp_path: Path) -> None:
 def check(directory: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "receiver", "mappings", "check", str(directory)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -177,8 +182,10 @@ def test_identities_stay_in_extra_and_the_anonymous_one_is_the_anonymous_id(tmp_
     e = run(m, {"kind": "seen", "visitor": "v-1", "user": {"id": 5, "email": " A@B.example "}})
     assert e.anonymous_id == "v-1"
     assert [(i.kind, i.value, i.known) for i in e.identities] == [
-        ("demo_user", "5", True), ("demo_visitor", "v-1", False),
-        ("email_sha256", e.lead["email_sha256"], True)]
+        ("demo_user", "5", True),
+        ("demo_visitor", "v-1", False),
+        ("email_sha256", e.lead["email_sha256"], True),
+    ]
     assert e.lead["email"] == "a@b.example" and e.lead["email_masked"] == "a***@b.example"
     assert e.extra == {"visitor": "v-1", "user": {"id": 5}}
 

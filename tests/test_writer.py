@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -84,6 +85,29 @@ def test_one_bad_delivery_does_not_sink_its_batch(tmp_path: Path) -> None:
     asyncio.run(with_writer(db, run))
     assert DB(db).count("deliveries") == 3
     assert DB(db).count("events") == 3
+
+
+def test_a_delivery_failing_in_its_batch_is_logged_by_id_without_contents(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def run(writer: Writer) -> None:
+        first = request(b'{"email": "marker@example.com"}')
+        await writer.submit(first)
+        clash = request(b'{"email": "marker@example.com"}')
+        clash.delivery.id = first.delivery.id
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.submit(clash)
+
+    with caplog.at_level(logging.DEBUG, logger="receiver.writer"):
+        asyncio.run(with_writer(tmp_path / "r.db", run))
+    [record] = [r for r in caplog.records if r.name == "receiver.writer"]
+    message = record.getMessage()
+    assert record.levelno == logging.ERROR
+    assert "IntegrityError" in message and "File " in message
+    # The id of the failed delivery, never its contents nor the driver's message (which
+    # can quote values, as PostgreSQL's "Key (…)=(…) already exists" does).
+    assert f"delivery {record.args[0]} not stored" in message  # type: ignore[index]
+    assert "marker@example.com" not in message and "UNIQUE" not in message
 
 
 def test_dedup_and_identity_inside_one_batch(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..credentials import matches
+from ..events import EventType
 from ..mapping import CompiledMapping
 from ..mapping.transforms import sha256_hex
 from ..problems import FieldError, Problem
@@ -27,6 +29,18 @@ log = logging.getLogger("receiver.read")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 MAX_LIMIT = 1000
 STATUSES = ("accepted", "unmapped", "rejected")
+TYPES = tuple(t.value for t in EventType)
+#: What an id (of an event, a lead, a delivery) can look like; anything else is unknown.
+_ID = re.compile(r"[0-9A-Za-z_.:-]{1,100}")
+_LIMIT = re.compile(r"[0-9]{1,4}")
+
+#: The query parameters each list accepts; any other is a 400 naming these.
+PAGING = ("limit", "cursor")
+EVENT_FILTERS = ("source", "type", "since", "until", *PAGING)
+EVENT_PARAMS = ("lead_id", *EVENT_FILTERS)
+LEAD_PARAMS = ("email", "source", "updated_since", *PAGING)
+DELIVERY_FILTERS = ("status", "source")
+DELIVERY_PARAMS = (*DELIVERY_FILTERS, *PAGING)
 
 
 def _storage_unavailable() -> Problem:
@@ -39,11 +53,30 @@ def _bad(name: str, message: str) -> Problem:
     return Problem(400, "Bad Request", f"invalid query parameter {name!r}", [FieldError(name, message)])
 
 
+def _check_params(request: Request, allowed: Iterable[str]) -> None:
+    """Unknown or repeated query parameters are a 400: a typo (``?sorce=croct``) must not
+    silently answer everything."""
+    names = [k for k, _ in request.query_params.multi_items()]
+    allowed = tuple(allowed)
+    for name in names:
+        if name not in allowed:
+            shown = name if len(name) <= 40 and name.isprintable() else "(a parameter)"
+            expected = ", ".join(allowed) if allowed else "none"
+            raise Problem(
+                400,
+                "Bad Request",
+                f"unknown query parameter {shown!r}; this call takes {expected}",
+                [FieldError(shown, f"is not a parameter of this call (allowed: {expected})")],
+            )
+        if names.count(name) > 1:
+            raise _bad(name, "must be given once")
+
+
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _bad("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -52,13 +85,32 @@ def _time(request: Request, name: str) -> str | None:
     raw = request.query_params.get(name)
     if not raw:
         return None
+    message = "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"
+    if len(raw) > 40:
+        raise _bad(name, message)
     try:
         t = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
-        raise _bad(name, "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from None
+        raise _bad(name, message) from None
     if t.tzinfo is None:
         raise _bad(name, "must carry a time zone (Z or an offset)")
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    try:
+        u = t.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise _bad(name, "is out of range (years 0001 to 9999, in UTC)") from None
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
+
+
+def _id_param(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    if not _ID.fullmatch(raw):
+        raise _bad(name, "is not an id this API gave out")
+    return raw
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...] | list[str]) -> str | None:
@@ -82,7 +134,7 @@ def _cursor(request: Request) -> str | None:
         value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise _bad("cursor", "is not a cursor this API gave out") from None
-    if len(value) != 36:
+    if not _ID.fullmatch(value):
         raise _bad("cursor", "is not a cursor this API gave out")
     return value
 
@@ -122,7 +174,11 @@ class ReadAPI:
         self.api_key = api_key
         self.sources = sorted(mappings)
 
-    def guard(self, fn: Handler) -> Handler:
+    def guard(self, fn: Handler, params: Iterable[str] = ()) -> Handler:
+        """Behind the key; only ``params`` as query parameters; path ids of a plausible shape
+        (anything else cannot exist: 404 without asking the store)."""
+        allowed = tuple(params)
+
         async def guarded(request: Request) -> Response:
             auth = request.headers.get("authorization", "")
             scheme, _, token = auth.partition(" ")
@@ -136,6 +192,10 @@ class ReadAPI:
                     )
                 )
             try:
+                _check_params(request, allowed)
+                for value in request.path_params.values():
+                    if not _ID.fullmatch(value):
+                        raise Problem(404, "Not Found", "no such id")
                 return await fn(request)
             except Problem as p:
                 return problem_response(p)
@@ -145,17 +205,17 @@ class ReadAPI:
     def routes(self) -> list[Route]:
         g = self.guard
         return [
-            Route("/v1/events", g(self.events), methods=["GET"]),
+            Route("/v1/events", g(self.events, EVENT_PARAMS), methods=["GET"]),
             Route("/v1/events/{id}", g(self.event), methods=["GET"]),
-            Route("/v1/leads", g(self.leads), methods=["GET"]),
+            Route("/v1/leads", g(self.leads, LEAD_PARAMS), methods=["GET"]),
             Route("/v1/leads/{id}", g(self.lead), methods=["GET"]),
             Route("/v1/leads/{id}", g(self.erase), methods=["DELETE"]),
-            Route("/v1/leads/{id}/events", g(self.lead_events), methods=["GET"]),
+            Route("/v1/leads/{id}/events", g(self.lead_events, EVENT_FILTERS), methods=["GET"]),
             Route("/v1/erasures/{id}", g(self.erasure), methods=["GET"]),
-            Route("/v1/deliveries", g(self.deliveries), methods=["GET"]),
+            Route("/v1/deliveries", g(self.deliveries, DELIVERY_PARAMS), methods=["GET"]),
             Route("/v1/deliveries/{id}", g(self.delivery), methods=["GET"]),
             Route("/v1/deliveries/{id}/replay", g(self.replay_one), methods=["POST"]),
-            Route("/v1/replay", g(self.replay_many), methods=["POST"]),
+            Route("/v1/replay", g(self.replay_many, DELIVERY_FILTERS), methods=["POST"]),
         ]
 
     # -- events -------------------------------------------------------------------------
@@ -163,8 +223,8 @@ class ReadAPI:
         since, until = _time(request, "since"), _time(request, "until")
         return EventQuery(
             source=_choice(request, "source", self.sources),
-            type=request.query_params.get("type") or None,
-            lead_id=lead_id or request.query_params.get("lead_id") or None,
+            type=_choice(request, "type", TYPES),
+            lead_id=lead_id or _id_param(request, "lead_id"),
             since=since,
             until=until,
         )

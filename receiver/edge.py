@@ -1,0 +1,100 @@
+"""What every HTTP answer goes through, as one plain ASGI middleware (one wrapper, so the
+hot path pays once): the header-size limit (431 before any work), the security headers,
+a last-resort 500 for a bug (logged as where, never what), and the access-log line.
+
+The header limit is enforced first by the HTTP server itself while reading (see
+``serving.py``); the check here covers any other ASGI server the app is run under.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import accesslog
+from .logs import failure
+from .problems import Problem
+
+log = logging.getLogger("receiver")
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def problem_message(p: Problem) -> tuple[Message, Message]:
+    body = msgspec.json.encode(p.body())
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in p.headers.items()),
+    ]
+    return (
+        {"type": "http.response.start", "status": p.status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    )
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, max_header_bytes: int = 32 * 1024) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        # The read API's answers hold stored data: no cache may keep them.
+        extra = [NOSNIFF, NO_STORE] if scope["path"].startswith("/v1/") else [NOSNIFF]
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = list(message.get("headers", ()))
+                names = {k.lower() for k, _ in headers}  # a route may set its own (the inspector)
+                message["headers"] = headers + [h for h in extra if h[0] not in names]
+            await send(message)
+
+        try:
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            for name, value in scope["headers"]:
+                size += len(name) + len(value) + 4
+            if size > self.max_header_bytes:
+                await self._answer(
+                    send_wrapper,
+                    Problem(
+                        431,
+                        "Request Header Fields Too Large",
+                        f"the request line and headers exceed {self.max_header_bytes} bytes",
+                        headers={"Connection": "close"},
+                    ),
+                )
+            else:
+                await self.app(scope, receive, send_wrapper)
+        except Exception as e:
+            log.error(
+                "unhandled error: %s %s %s",
+                accesslog.printable(str(scope.get("method"))),
+                accesslog.printable(str(scope.get("path"))),
+                failure(e),
+            )
+            if not response_started:
+                await self._answer(
+                    send_wrapper, Problem(500, "Internal Server Error", "the request could not be handled")
+                )
+        finally:
+            if accesslog.log.isEnabledFor(logging.INFO):
+                accesslog.write(scope, status, time.perf_counter() - started)
+
+    @staticmethod
+    async def _answer(send: Send, p: Problem) -> None:
+        start, body = problem_message(p)
+        await send(start)
+        await send(body)
