@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -14,50 +13,28 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .config import ConfigError, Settings
-from .credentials import Credentials, load_credentials, required
+from .config import Settings
+from .credentials import load_credentials, required
 from .edge import Edge
 from .files import secure_store_files
 from .forward import Forwarding
 from .ingest.endpoint import Ingest, build_sources
-from .mapping import CompiledMapping, load_dir
+from .mapping import load_dir
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openapi import build_openapi
 from .problems import Problem
 from .read.api import ReadAPI
 from .read.destinations import DestinationsAPI
 from .responses import JSONResponse, problem_response
-from .store.base import StorageError, Store
+from .service import Service, make_store
+from .store.base import StorageError
 from .store.readiness import Readiness
-from .store.sqlite import SQLiteStore
 from .ui import inspector
 from .version import __version__
 from .writer import Writer
 
 log = logging.getLogger("receiver")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-
-@dataclass
-class Service:
-    settings: Settings
-    mappings: dict[str, CompiledMapping]
-    credentials: Credentials
-    store: Store
-    writer: Writer
-    metrics: Metrics
-    forwarding: Forwarding | None = None
-
-
-def make_store(settings: Settings) -> Store:
-    path = settings.sqlite_path
-    if path is not None:
-        return SQLiteStore(path, settings.busy_timeout_ms)
-    if settings.database_url.startswith(("postgresql://", "postgres://")):
-        from .store.postgres import PostgresStore
-
-        return PostgresStore(settings.database_url)
-    raise ConfigError(f"unsupported RECEIVER_DATABASE_URL {settings.database_url!r}")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from .config import LOG_LEVELS, ConfigError, Settings
 from .credentials import API_KEY_SETTING, Credentials, MissingCredentials, read_credentials, required
 from .mapping import CompiledMapping, MappingError, load_dir
+from .webhooks import webhook_urls
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -41,21 +42,8 @@ def banner(
             return credentials.get(setting)
         return f"<{setting}>"
 
-    for name, m in sorted(mappings.items()):
-        setting = m.credential.setting
-        secret = shown(setting)
-        route = next((r for r in m.envelope.routes if r.responder == "ingest"), None)
-        path = "" if route is None or route.path in ("", "/") else route.path
-        url = f"{base_url}/hooks/{name}{path}"
-        loc = m.credential.locations[0]
-        if loc.kind == "query":
-            lines.append(f"  {name:8} {url}?{loc.name}={secret}")
-        elif loc.kind == "header":
-            lines.append(f"  {name:8} {url}   (header {loc.name}: {secret})")
-        elif loc.kind == "field":
-            lines.append(f"  {name:8} {url}   (field {loc.name}={secret})")
-        else:
-            lines.append(f"  {name:8} {url}   (Authorization: Bearer {secret})")
+    for hook in webhook_urls(mappings, base_url):
+        lines.append(f"  {hook.source:8} {hook.line(shown(hook.setting))}")
     lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {shown(API_KEY_SETTING)})"]
     if credentials.overridden:
         lines.append(
@@ -214,9 +202,9 @@ async def existing_store(settings: Settings) -> None:
 async def _offline(fn: Any) -> int:
     """Open the configured store and a writer in this process, run ``fn(service)``. Needs
     no credentials, and generates none."""
-    from .app import Service, make_store
     from .forward import Forwarding
     from .metrics import Metrics
+    from .service import Service, make_store
     from .writer import Writer
 
     settings = Settings.from_env()
@@ -392,8 +380,8 @@ def cmd_forward(args: argparse.Namespace) -> int:
     """Send the stored events of a period to a destination again, as new messages."""
     from rich.progress import Progress
 
-    from .app import make_store
     from .forward import Forwarding, load_destinations
+    from .service import make_store
     from .store.base import EventQuery
 
     settings = Settings.from_env()

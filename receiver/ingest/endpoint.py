@@ -31,7 +31,7 @@ from ..credentials import Credentials, matches
 from ..ids import new_id
 from ..logs import failure
 from ..mapping import CompiledMapping
-from ..mapping.spec import Route
+from ..mapping.spec import Location, Route
 from ..metrics import Metrics
 from ..pipeline import Mapped, map_document
 from ..problems import FieldError, Problem, bounded, unprocessable
@@ -82,8 +82,9 @@ def unavailable(detail: str) -> Problem:
     return Problem(503, "Service Unavailable", detail, headers={"Retry-After": "1"})
 
 
-def _describe(location: str) -> str:
-    kind, _, name = location.partition(":")
+def _describe(location: Location) -> str:
+    """Where a credential goes, as a 401 tells the newcomer."""
+    kind, name = location.kind, location.name
     if kind == "query":
         return f"query parameter {name}"
     if kind == "header":
@@ -133,7 +134,7 @@ def build_sources(
     out = {}
     for name, m in mappings.items():
         q, h = list(m.credential.query), list(m.credential.header)
-        described = [_describe(str(loc)) for loc in m.credential.locations]
+        described = [_describe(loc) for loc in m.credential.locations]
         out[name] = Source(
             mapping=m,
             secret=credentials.get(m.credential.setting),

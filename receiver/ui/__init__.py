@@ -6,19 +6,15 @@ token. Pages read through the same store interface as the read API.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from ..service import Service
 from . import auth, deliveries, events, leads, mappings
 from .web import HERE, PREFIX, UI, PageError, SecurityHeaders
-
-if TYPE_CHECKING:
-    from ..app import Service
 
 __all__ = ["inspector"]
 

@@ -1,13 +1,8 @@
-"""How a vendor reaches ``/hooks/{source}``: the URL to paste, and a delivery as curl.
-
-Secrets appear only where the marketer asks for them (the overview's reveal); a
-delivery copied as curl names the environment variable instead of the secret.
-"""
+"""A stored delivery as curl: the credential named as ``${RECEIVER_…}``, never the secret."""
 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,44 +13,11 @@ from .describe import locations
 _OWN_HEADERS = frozenset({"host", "content-length", "connection", "accept-encoding", "transfer-encoding"})
 
 
-@dataclass(frozen=True)
-class WebhookURL:
-    source: str
-    url: str
-    """Without the secret."""
-    setting: str
-    placement: str
-    """Where the secret goes: ``query``, ``header``, ``bearer`` or ``field``."""
-    name: str
-    """The query parameter, header or field that carries it."""
-    secret: str
-
-    @property
-    def paste(self) -> str:
-        """What to paste into the vendor: the URL, with the secret when it rides in it."""
-        if self.placement == "query":
-            return f"{self.url}?{urlencode({self.name: self.secret})}"
-        return self.url
-
-
 def _credential(m: CompiledMapping, usable: tuple[str, ...]) -> tuple[str, str]:
     for kind, name in locations(m):
         if kind in usable:
             return kind, name
     return "", ""
-
-
-def webhook_urls(
-    mappings: dict[str, CompiledMapping], secrets: dict[str, str], base: str
-) -> list[WebhookURL]:
-    out = []
-    for name, m in sorted(mappings.items()):
-        route = next((r for r in m.envelope.routes if r.responder == "ingest"), None)
-        path = "" if route is None or route.path in ("", "/") else route.path
-        kind, field = _credential(m, ("query", "header", "bearer", "field"))
-        setting = m.envelope.credential.setting
-        out.append(WebhookURL(name, f"{base}/hooks/{name}{path}", setting, kind, field, secrets[setting]))
-    return out
 
 
 def _dq(text: str, variable: str = "") -> str:

@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from ..clock import rfc3339_epoch
 from ..store.base import DeliveryQuery
+from ..webhooks import webhook_urls
 from .charts import per_minute, stacked
-from .hooks import webhook_urls
 from .session import Session
 from .web import UI
 
@@ -48,6 +48,6 @@ async def overview(ui: UI, request: Request, session: Session) -> Response:
         "chart": chart,
         "rejected": rejected,
         "queue_depth": ui.writer.depth,
-        "hooks": webhook_urls(ui.mappings, dict(ui.secrets), ui.base_url(request)),
+        "hooks": [(h, ui.secrets[h.setting]) for h in webhook_urls(ui.mappings, ui.base_url(request))],
     }
     return ui.render(request, "overview.html", ctx, session)

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jinja2
@@ -24,13 +24,11 @@ from ..credentials import API_KEY_SETTING
 from ..ingest.body import read_body
 from ..mapping import CompiledMapping
 from ..problems import Problem
+from ..service import Service
 from ..store.base import StorageError, Store
 from ..writer import Writer
 from .describe import MappingView, describe
 from .session import COOKIE, Session, Sessions
-
-if TYPE_CHECKING:
-    from ..app import Service
 
 log = logging.getLogger("receiver.ui")
 HERE = Path(__file__).resolve().parent
