@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -20,7 +21,7 @@ from ..replay import replay_delivery
 from ..responses import JSONResponse, problem_response
 from ..store.base import DeliveryQuery, EventQuery, LeadQuery
 from ..writer import Writer
-from .export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
+from .export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, event_row, lead_row, ndjson
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 MAX_LIMIT = 1000
@@ -94,11 +95,11 @@ def _wants(request: Request) -> str | None:
     return None
 
 
-def _stream(kind: str, rows: Any, columns: list[str], name: str) -> Response:
+def _stream(kind: str, chunks: Any, columns: list[str], row: Any, name: str) -> Response:
     if kind == "ndjson":
-        return StreamingResponse(ndjson(rows), media_type="application/x-ndjson")
+        return StreamingResponse(ndjson(chunks), media_type="application/x-ndjson")
     return StreamingResponse(
-        csv_rows(rows, columns),
+        csv_rows(chunks, columns, row),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
@@ -163,10 +164,18 @@ class ReadAPI:
     async def _events(self, request: Request, q: EventQuery) -> Response:
         kind = _wants(request)
         if kind:
-            return _stream(kind, self.store.iter_events(q), EVENT_COLUMNS, "events")
+            return _stream(kind, self.store.export_events(q), EVENT_COLUMNS, event_row, "events")
         limit = _limit(request)
-        rows = await self.store.list_events(q, _cursor(request), limit + 1)
-        return _page(rows, limit)
+        # Stored documents go into the page as they are (no decoding, no re-encoding).
+        rows = await self.store.events_json(q, _cursor(request), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JSONResponse(
+            {
+                "data": [msgspec.Raw(doc) for _, doc in rows],
+                "next_cursor": encode_cursor(rows[-1][0]) if more else None,
+            }
+        )
 
     async def events(self, request: Request) -> Response:
         return await self._events(request, self._event_query(request))
@@ -187,7 +196,7 @@ class ReadAPI:
         )
         kind = _wants(request)
         if kind:
-            return _stream(kind, self.store.iter_leads(q), LEAD_COLUMNS, "leads")
+            return _stream(kind, self.store.export_leads(q), LEAD_COLUMNS, lead_row, "leads")
         limit = _limit(request)
         return _page(await self.store.list_leads(q, _cursor(request), limit + 1), limit)
 

@@ -14,7 +14,6 @@ are read ``FOR UPDATE`` so a merge never overwrites traits another process just 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -22,9 +21,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..clock import now_rfc3339
-from .base import EventQuery, LeadQuery, StorageError, WriteRequest, WriteResult
+from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
-from .reads import SQLReads, event_from_row
+from .reads import PostgresReads
 from .sql import LeadCache, SQLLeadRepo, write_one
 from .sqlite import email_spellings
 
@@ -82,7 +81,7 @@ def lock_keys(batch: list[WriteRequest]) -> list[str]:
     return sorted(keys)
 
 
-class PostgresStore(SQLReads):
+class PostgresStore(PostgresReads):
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         query = parse_qsl(parts.query)
@@ -190,20 +189,6 @@ class PostgresStore(SQLReads):
 
     async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> Any:
         return await self._p().fetchrow(pg(sql), *args)
-
-    # Exports read through a server-side cursor: one query, rows fetched in chunks, so
-    # memory stays flat whatever the number of matches.
-    async def iter_events(self, q: EventQuery, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
-        sql, args = await self.events_query(q, None)
-        async with self._p().acquire() as conn, conn.transaction():
-            async for row in conn.cursor(pg(sql), *args, prefetch=chunk):
-                yield event_from_row(row["data"], row["lead_id"])
-
-    async def iter_leads(self, q: LeadQuery, chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
-        sql, args = self.leads_query(q, None)
-        async with self._p().acquire() as conn, conn.transaction():
-            async for row in conn.cursor(pg(sql), *args, prefetch=chunk):
-                yield await self._lead_record(row)
 
     # -- erasure ------------------------------------------------------------------------
     async def erase_lead(self, lead_id: str) -> bool:

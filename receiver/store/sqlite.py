@@ -21,7 +21,7 @@ import msgspec
 
 from .base import StorageError, WriteRequest, WriteResult
 from .migrate import migrations
-from .reads import SQLReads
+from .reads import SQLiteReads
 from .resolve import run_sync
 from .sql import LeadCache, SQLLeadRepo, write_one
 
@@ -65,7 +65,7 @@ class _DeliveryFailed(Exception):
         self.error = error
 
 
-class SQLiteStore(SQLReads):
+class SQLiteStore(SQLiteReads):
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
