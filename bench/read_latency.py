@@ -167,12 +167,13 @@ def start_server(data: Path, database_url: str | None) -> tuple[subprocess.Popen
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    deadline = time.monotonic() + 1800  # a first start on an older store builds its indexes
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"the receiver did not start; see {data / 'server.log'}")
 

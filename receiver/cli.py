@@ -156,18 +156,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .read.export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, event_row, lead_row, ndjson
+    from .read.export import FORMATS
     from .store.base import EventQuery, LeadQuery
 
     async def run(svc: Any) -> int:
-        row: Any
         if args.what == "events":
             rows = svc.store.export_events(EventQuery(source=args.source, type=args.type))
-            columns, row = EVENT_COLUMNS, event_row
         else:
             rows = svc.store.export_leads(LeadQuery(source=args.source))
-            columns, row = LEAD_COLUMNS, lead_row
-        pieces = ndjson(rows) if args.format == "ndjson" else csv_rows(rows, columns, row)
+        pieces = FORMATS[args.what, args.format](rows)
         out = sys.stdout.buffer
         async for piece in pieces:
             out.write(piece)

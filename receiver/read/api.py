@@ -21,7 +21,7 @@ from ..replay import replay_delivery
 from ..responses import JSONResponse, problem_response
 from ..store.base import DeliveryQuery, EventQuery, LeadQuery
 from ..writer import Writer
-from .export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, event_row, lead_row, ndjson
+from .export import FORMATS
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 MAX_LIMIT = 1000
@@ -95,13 +95,14 @@ def _wants(request: Request) -> str | None:
     return None
 
 
-def _stream(kind: str, chunks: Any, columns: list[str], row: Any, name: str) -> Response:
+def _stream(what: str, kind: str, chunks: Any) -> Response:
+    pieces = FORMATS[what, kind](chunks)
     if kind == "ndjson":
-        return StreamingResponse(ndjson(chunks), media_type="application/x-ndjson")
+        return StreamingResponse(pieces, media_type="application/x-ndjson")
     return StreamingResponse(
-        csv_rows(chunks, columns, row),
+        pieces,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{what}.csv"'},
     )
 
 
@@ -164,10 +165,10 @@ class ReadAPI:
     async def _events(self, request: Request, q: EventQuery) -> Response:
         kind = _wants(request)
         if kind:
-            return _stream(kind, self.store.export_events(q), EVENT_COLUMNS, event_row, "events")
+            return _stream("events", kind, self.store.export_events(q))
         limit = _limit(request)
         # Stored documents go into the page as they are (no decoding, no re-encoding).
-        rows = await self.store.events_json(q, _cursor(request), limit + 1)
+        rows = await self.store.list_events_json(q, _cursor(request), limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return JSONResponse(
@@ -196,9 +197,12 @@ class ReadAPI:
         )
         kind = _wants(request)
         if kind:
-            return _stream(kind, self.store.export_leads(q), LEAD_COLUMNS, lead_row, "leads")
+            return _stream("leads", kind, self.store.export_leads(q))
         limit = _limit(request)
-        return _page(await self.store.list_leads(q, _cursor(request), limit + 1), limit)
+        rows = await self.store.list_lead_records(q, _cursor(request), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JSONResponse({"data": rows, "next_cursor": encode_cursor(rows[-1].id) if more else None})
 
     async def lead(self, request: Request) -> Response:
         lead = await self.store.get_lead(request.path_params["id"])

@@ -32,6 +32,28 @@ EXPORT_CHUNK = 1000
 
 Keyset = tuple[Any, ...]
 """The sort key of the last row of a page: where the next page starts."""
+Query = Callable[[Keyset | None, int], tuple[str, list[Any]]]
+"""(where to start, how many rows) -> SQL and its parameters, for one page."""
+
+
+class IdentityRecord(msgspec.Struct, gc=False):
+    source: str
+    kind: str
+    value: str
+
+
+class LeadRecord(msgspec.Struct, gc=False):
+    """A lead as the read API answers it (CONTRACT section 4); encodes like the dict."""
+
+    id: str
+    created_at: str
+    updated_at: str
+    first_seen_at: str
+    last_seen_at: str
+    traits: dict[str, Any]
+    identities: list[IdentityRecord]
+    sources: list[str]
+    event_count: int
 
 
 def event_json(data: bytes, lead_id: str | None) -> bytes:
@@ -79,6 +101,8 @@ def _select(columns: str, table: str, where: list[str], order: str) -> str:
     return sql + f" ORDER BY {order}"
 
 
+NEWEST_EVENTS = "received_at DESC, id DESC"
+LEAD_ROW = "id, created_at, updated_at, traits"
 _DELIVERY_COLUMNS = (
     "id",
     "source",
@@ -96,8 +120,7 @@ _DELIVERY_LIST = ", ".join((*_DELIVERY_COLUMNS, "reasons"))
 
 class SQLReads:
     """Queries in portable SQL with ``?`` placeholders. A backend supplies ``_all`` and
-    ``_one``, ``_any`` (a column matching any of a list of values) and may stream the
-    chunks of an export its own way (``_chunks``)."""
+    ``_one``, and its dialect (below) ``_any``."""
 
     async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Any]:
         raise NotImplementedError
@@ -110,17 +133,14 @@ class SQLReads:
         raise NotImplementedError
 
     async def _chunks(
-        self,
-        query: Callable[[Keyset | None], tuple[str, list[Any]]],
-        keyset: Callable[[Any], Keyset],
-        size: int,
+        self, query: Query, keyset: Callable[[Any], Keyset], size: int
     ) -> AsyncIterator[list[Any]]:
-        """Every row of ``query(None)``, ``size`` at a time: keyset pages, each its own
+        """Every row ``query`` matches, ``size`` at a time: keyset pages, each its own
         short read, so an export holds no snapshot open and one chunk in memory."""
         after = None
         while True:
-            sql, args = query(after)
-            rows = await self._all(sql + " LIMIT ?", [*args, size])
+            sql, args = query(after, size)
+            rows = await self._all(sql, args)
             if rows:
                 yield rows
             if len(rows) < size:
@@ -161,89 +181,96 @@ class SQLReads:
         except ValueError:
             return ("", cursor)  # not an id at all: nothing is older
 
-    async def _events_sql(self, q: EventQuery) -> Callable[[Keyset | None], tuple[str, list[Any]]]:
+    async def _events_sql(self, q: EventQuery) -> Query:
         where, args = await self._event_where(q)
 
-        def query(after: Keyset | None) -> tuple[str, list[Any]]:
+        def query(after: Keyset | None, limit: int) -> tuple[str, list[Any]]:
             more = ["(received_at, id) < (?, ?)"] if after else []
-            order = "received_at DESC, id DESC"
-            sql = _select("id, received_at, data, lead_id", "events", where + more, order)
-            return sql, args + list(after or ())
+            sql = _select(
+                "id, received_at, data, lead_id", "events", where + more, "received_at DESC, id DESC"
+            )
+            return sql + " LIMIT ?", [*args, *(after or ()), limit]
 
         return query
 
-    async def events_json(self, q: EventQuery, cursor: str | None, limit: int) -> list[tuple[str, bytes]]:
+    async def list_events_json(
+        self, q: EventQuery, cursor: str | None, limit: int
+    ) -> list[tuple[str, bytes]]:
         """A page of events as ``(id, JSON document)``."""
-        sql, args = (await self._events_sql(q))(await self._event_after(cursor))
-        rows = await self._all(sql + " LIMIT ?", [*args, limit])
-        return [(r["id"], event_json(r["data"], r["lead_id"])) for r in rows]
+        sql, args = (await self._events_sql(q))(await self._event_after(cursor), limit)
+        return [(r[0], event_json(r[2], r[3])) for r in await self._all(sql, args)]
 
     async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
-        return [_dec(doc) for _, doc in await self.events_json(q, before, limit)]
+        return [_dec(doc) for _, doc in await self.list_events_json(q, before, limit)]
 
-    async def export_events(self, q: EventQuery, size: int = EXPORT_CHUNK) -> AsyncIterator[list[bytes]]:
-        """Every matching event as its JSON document, in chunks."""
+    async def export_events(
+        self, q: EventQuery, size: int = EXPORT_CHUNK
+    ) -> AsyncIterator[list[tuple[bytes, str | None]]]:
+        """Every matching event as stored, (JSON document, lead now), in chunks."""
         query = await self._events_sql(q)
-        async for rows in self._chunks(query, lambda r: (r["received_at"], r["id"]), size):
-            yield [event_json(r["data"], r["lead_id"]) for r in rows]
+        async for rows in self._chunks(query, lambda r: (r[1], r[0]), size):
+            yield [(r[2], r[3]) for r in rows]
 
     async def iter_events(self, q: EventQuery) -> AsyncIterator[dict[str, Any]]:
-        async for docs in self.export_events(q):
-            for doc in docs:
-                yield _dec(doc)
+        async for rows in self.export_events(q):
+            for data, lead_id in rows:
+                yield event_from_row(data, lead_id)
 
     async def get_event(self, event_id: str) -> dict[str, Any] | None:
         row = await self._one("SELECT data, lead_id FROM events WHERE id = ?", (event_id,))
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
-    async def _lead_records(self, rows: list[Any]) -> list[dict[str, Any]]:
-        """Lead records (CONTRACT section 4) for lead rows: three queries for any number."""
+    async def _lead_records(self, rows: list[Any]) -> list[LeadRecord]:
+        """The records of lead rows (id, created_at, updated_at, traits): three queries
+        for any number of leads. Columns are read by position (the cheapest way)."""
         if not rows:
             return []
-        match, arg = self._any("lead_id", [r["id"] for r in rows])
-        seen: dict[str, list[Any]] = {}  # lead -> [count, first, last, sources]
+        match, arg = self._any("lead_id", [r[0] for r in rows])
         # Only fixed clauses are joined into these two; the ids are one bound parameter.
-        for s in await self._all(
-            "SELECT lead_id, source, count(*) AS n, min(occurred_at) AS first,"  # noqa: S608
-            f" max(occurred_at) AS last FROM events WHERE {match} GROUP BY lead_id, source",
+        per_source = await self._all(
+            "SELECT lead_id, source, count(*), min(occurred_at), max(occurred_at)"  # noqa: S608
+            f" FROM events WHERE {match} GROUP BY lead_id, source",
             [arg],
-        ):
-            agg = seen.get(s["lead_id"])
-            if agg is None:
-                seen[s["lead_id"]] = [s["n"], s["first"], s["last"], {s["source"]}]
-            else:
-                agg[0] += s["n"]
-                agg[1] = min(agg[1], s["first"])
-                agg[2] = max(agg[2], s["last"])
-                agg[3].add(s["source"])
-        identities: dict[str, list[dict[str, str]]] = {}
-        sources: dict[str, set[str]] = {}
-        for i in await self._all(
+        )
+        idents = await self._all(
             "SELECT lead_id, source, kind, value FROM identities"  # noqa: S608
             f" WHERE {match} ORDER BY lead_id, first_seen_at, kind",
             [arg],
-        ):
-            identities.setdefault(i["lead_id"], []).append(
-                {"source": i["source"], "kind": i["kind"], "value": i["value"]}
-            )
-            sources.setdefault(i["lead_id"], set()).add(i["source"])
+        )
+        seen: dict[str, list[Any]] = {}  # lead -> [count, first, last, sources]
+        for lead_id, source, n, first, last in per_source:
+            agg = seen.get(lead_id)
+            if agg is None:
+                seen[lead_id] = [n, first, last, {source}]
+            else:
+                agg[0] += n
+                agg[1] = min(agg[1], first)
+                agg[2] = max(agg[2], last)
+                agg[3].add(source)
+        identities: dict[str, list[IdentityRecord]] = {}
+        for lead_id, source, kind, value in idents:
+            ident = IdentityRecord(source, kind, value)
+            if lead_id in identities:
+                identities[lead_id].append(ident)
+            else:
+                identities[lead_id] = [ident]
         out = []
-        for row in rows:
-            lead_id = row["id"]
-            count, first, last, from_events = seen.get(lead_id) or (0, None, None, set())
+        for lead_id, created_at, updated_at, traits in rows:
+            count, first, last, sources = seen.get(lead_id) or (0, None, None, set())
+            mine = identities.get(lead_id, [])
             out.append(
-                {
-                    "id": lead_id,
-                    "created_at": row["created_at"],
-                    "updated_at": row["updated_at"],
-                    "first_seen_at": first or row["created_at"],
-                    "last_seen_at": last or row["updated_at"],
-                    "traits": unflatten(_dec(row["traits"])),
-                    "identities": identities.get(lead_id, []),
-                    "sources": sorted(from_events | sources.get(lead_id, set())),
-                    "event_count": count,
-                }
+                LeadRecord(
+                    lead_id,
+                    created_at,
+                    updated_at,
+                    first or created_at,
+                    last or updated_at,
+                    unflatten(_dec(traits)),
+                    mine,
+                    sorted(sources.union([i.source for i in mine])),
+                    count,
+                )
             )
         return out
 
@@ -251,11 +278,11 @@ class SQLReads:
         live = await self.live_lead_id(lead_id)
         if live is None:
             return None
-        rows = await self._all("SELECT id, created_at, updated_at, traits FROM leads WHERE id = ?", (live,))
+        rows = await self._all(f"SELECT {LEAD_ROW} FROM leads WHERE id = ?", (live,))  # noqa: S608
         records = await self._lead_records(rows)
-        return records[0] if records else None
+        return msgspec.to_builtins(records[0]) if records else None
 
-    def _leads_sql(self, q: LeadQuery) -> Callable[[Keyset | None], tuple[str, list[Any]]]:
+    def _leads_sql(self, q: LeadQuery) -> Query:
         where, args = ["merged_into IS NULL"], []
         if q.email_sha256:
             where.append(
@@ -269,39 +296,38 @@ class SQLReads:
                 " OR EXISTS (SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?))"
             )
             args += [q.source, q.source]
-        order = "id DESC"
         if q.updated_since:
             where.append("updated_at >= ?")
             args.append(q.updated_since)
-            order = self._order_after_filtering("id") + " DESC"
 
-        def query(after: Keyset | None) -> tuple[str, list[Any]]:
+        def query(after: Keyset | None, limit: int) -> tuple[str, list[Any]]:
+            # The ids first, walking an index of (id, merged_into, updated_at) that answers
+            # every filter without reading a lead row, then the rows of that page alone.
             more = ["id < ?"] if after else []
-            sql = _select("id, created_at, updated_at, traits", "leads", where + more, order)
-            return sql, args + list(after or ())
+            ids = _select("id", "leads", where + more, "id DESC")
+            page = _select(
+                "id, created_at, updated_at, traits", "leads", [f"id IN ({ids} LIMIT ?)"], "id DESC"
+            )
+            return page, [*args, *(after or ()), limit]
 
         return query
 
-    def _order_after_filtering(self, column: str) -> str:
-        """``column`` for an ORDER BY that must not drive the plan: the filter's index is
-        read first and its matches sorted (PostgreSQL's planner decides from statistics)."""
-        return column
+    async def list_lead_records(self, q: LeadQuery, before: str | None, limit: int) -> list[LeadRecord]:
+        sql, args = self._leads_sql(q)((before,) if before else None, limit)
+        return await self._lead_records(await self._all(sql, args))
 
     async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
-        sql, args = self._leads_sql(q)((before,) if before else None)
-        return await self._lead_records(await self._all(sql + " LIMIT ?", [*args, limit]))
+        return [msgspec.to_builtins(r) for r in await self.list_lead_records(q, before, limit)]
 
-    async def export_leads(
-        self, q: LeadQuery, size: int = EXPORT_CHUNK
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    async def export_leads(self, q: LeadQuery, size: int = EXPORT_CHUNK) -> AsyncIterator[list[LeadRecord]]:
         """Every matching lead record, in chunks."""
-        async for rows in self._chunks(self._leads_sql(q), lambda r: (r["id"],), size):
+        async for rows in self._chunks(self._leads_sql(q), lambda r: (r[0],), size):
             yield await self._lead_records(rows)
 
     async def iter_leads(self, q: LeadQuery) -> AsyncIterator[dict[str, Any]]:
         async for records in self.export_leads(q):
             for record in records:
-                yield record
+                yield msgspec.to_builtins(record)
 
     # -- deliveries ---------------------------------------------------------------------
     @staticmethod
@@ -336,8 +362,8 @@ class SQLReads:
         if before:
             where.append("id < ?")
             args.append(before)
-        sql = _select(_DELIVERY_LIST, "deliveries", where, "id DESC")
-        rows = await self._all(sql + " LIMIT ?", [*args, limit])
+        sql = _select(_DELIVERY_LIST, "deliveries", where, "id DESC") + " LIMIT ?"
+        rows = await self._all(sql, [*args, limit])
         return [self._delivery(r, with_body=False) for r in rows]
 
     async def get_delivery_record(self, delivery_id: str) -> dict[str, Any] | None:
@@ -366,11 +392,6 @@ class SQLiteReads(SQLReads):
 
     def _any(self, column: str, values: list[str]) -> tuple[str, Any]:
         return f"{column} IN (SELECT value FROM json_each(?))", _enc(values).decode()  # noqa: S608
-
-    def _order_after_filtering(self, column: str) -> str:
-        # Without statistics SQLite would walk the whole table in the ORDER BY's index
-        # to avoid a sort; a unary + takes that index out of the choice.
-        return "+" + column
 
 
 class PostgresReads(SQLReads):
