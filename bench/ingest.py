@@ -118,7 +118,10 @@ def write_lua(path: Path) -> None:
     path.write_text(
         "local reqs = {" + ",\n".join(parts) + "}\n"
         "local counter = 0\n"
-        "local run = tostring(os.time()) .. tostring(math.random(100000))\n"
+        # Every wrk process gets its own tag (script argument): bodies never repeat across
+        # processes or runs, so the receiver's dedup never has anything to merge.
+        "local run = ''\n"
+        "init = function(args) run = args[1] end\n"
         "request = function()\n"
         "  counter = counter + 1\n"
         "  local r = reqs[(counter % #reqs) + 1]\n"
@@ -229,7 +232,10 @@ def _ms(text: str) -> float:
 
 def load(url: str, lua: Path, duration: int, connections: int, pinned: bool = True) -> dict[str, float]:
     cmd = [*(pin(1) if pinned else []), "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
-    out = subprocess.run([*cmd, "-s", str(lua), url], capture_output=True, text=True, check=True).stdout
+    tag = f"{os.getpid()}-{time.time_ns()}"
+    out = subprocess.run(
+        [*cmd, "-s", str(lua), url, "--", tag], capture_output=True, text=True, check=True
+    ).stdout
     found = re.search(r"ANSWERS 2xx (\d+) other (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
