@@ -388,6 +388,9 @@ async def _fill(db: Path, n: int, n_people: int, seed: int, progress: bool) -> S
         if progress:
             print()
         summary.until = receiver.clock.now_rfc3339()
+        # What is stored (a delivery the pipeline found a duplicate of adds no event).
+        summary.events = bulk.execute("SELECT count(*) FROM events").fetchone()[0]
+        summary.deliveries = bulk.execute("SELECT count(*) FROM deliveries").fetchone()[0]
         summary.leads = bulk.execute("SELECT count(*) FROM leads WHERE merged_into IS NULL").fetchone()[0]
         summary.emails = [_email(p) for p in sorted(person_sent)]
         return summary

@@ -333,7 +333,8 @@ def main() -> None:
         have = asyncio.run(pg_events(database_url))
         if have != summary.events:
             asyncio.run(pg_drop(database_url))
-            asyncio.run(copy_to_postgres(data / "receiver.db", database_url))
+            print("copying the store into PostgreSQL")
+            asyncio.run(copy_to_postgres(data / "receiver.db", database_url, progress=False))
     ids = samples_from(data / "receiver.db")
     print(
         f"store: {'PostgreSQL' if database_url else 'SQLite'}, {summary.events:,} events,"

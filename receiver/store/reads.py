@@ -291,9 +291,11 @@ class SQLReads:
             )
             args.append(q.email_sha256)
         if q.source:
+            # One correlated probe of two indexes: written as two EXISTS joined by OR,
+            # PostgreSQL hashes every identity of the source before the first row.
             where.append(
-                "(EXISTS (SELECT 1 FROM events e WHERE e.lead_id = leads.id AND e.source = ?)"
-                " OR EXISTS (SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?))"
+                "EXISTS (SELECT 1 FROM events e WHERE e.lead_id = leads.id AND e.source = ?"
+                " UNION ALL SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?)"
             )
             args += [q.source, q.source]
         if q.updated_since:
