@@ -267,20 +267,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .read.export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
+    from .read.export import FORMATS
     from .store.base import EventQuery, LeadQuery
 
     async def run(svc: Any) -> int:
         if args.what == "events":
-            rows = svc.store.iter_events(EventQuery(source=args.source, type=args.type))
-            columns = EVENT_COLUMNS
+            rows = svc.store.export_events(EventQuery(source=args.source, type=args.type))
         else:
-            rows = svc.store.iter_leads(LeadQuery(source=args.source))
-            columns = LEAD_COLUMNS
-        chunks = ndjson(rows) if args.format == "ndjson" else csv_rows(rows, columns)
+            rows = svc.store.export_leads(LeadQuery(source=args.source))
+        pieces = FORMATS[args.what, args.format](rows)
         out = sys.stdout.buffer
-        async for chunk in chunks:
-            out.write(chunk)
+        async for piece in pieces:
+            out.write(piece)
         out.flush()
         return 0
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -23,7 +24,7 @@ from ..replay import replay_delivery
 from ..responses import JSONResponse, problem_response
 from ..store.base import DeliveryQuery, EventQuery, LeadQuery, StorageError
 from ..writer import Writer
-from .export import EVENT_COLUMNS, LEAD_COLUMNS, csv_rows, ndjson
+from .export import FORMATS
 
 log = logging.getLogger("receiver.read")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -154,13 +155,14 @@ def _wants(request: Request) -> str | None:
     return None
 
 
-def _stream(kind: str, rows: Any, columns: list[str], name: str) -> Response:
+def _stream(what: str, kind: str, chunks: Any) -> Response:
+    pieces = FORMATS[what, kind](chunks)
     if kind == "ndjson":
-        return StreamingResponse(ndjson(rows), media_type="application/x-ndjson")
+        return StreamingResponse(pieces, media_type="application/x-ndjson")
     return StreamingResponse(
-        csv_rows(rows, columns),
+        pieces,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{what}.csv"'},
     )
 
 
@@ -232,10 +234,18 @@ class ReadAPI:
     async def _events(self, request: Request, q: EventQuery) -> Response:
         kind = _wants(request)
         if kind:
-            return _stream(kind, self.store.iter_events(q), EVENT_COLUMNS, "events")
+            return _stream("events", kind, self.store.export_events(q))
         limit = _limit(request)
-        rows = await self.store.list_events(q, _cursor(request), limit + 1)
-        return _page(rows, limit)
+        # Stored documents go into the page as they are (no decoding, no re-encoding).
+        rows = await self.store.list_events_json(q, _cursor(request), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JSONResponse(
+            {
+                "data": [msgspec.Raw(doc) for _, doc in rows],
+                "next_cursor": encode_cursor(rows[-1][0]) if more else None,
+            }
+        )
 
     async def events(self, request: Request) -> Response:
         return await self._events(request, self._event_query(request))
@@ -256,9 +266,12 @@ class ReadAPI:
         )
         kind = _wants(request)
         if kind:
-            return _stream(kind, self.store.iter_leads(q), LEAD_COLUMNS, "leads")
+            return _stream("leads", kind, self.store.export_leads(q))
         limit = _limit(request)
-        return _page(await self.store.list_leads(q, _cursor(request), limit + 1), limit)
+        rows = await self.store.list_lead_records(q, _cursor(request), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JSONResponse({"data": rows, "next_cursor": encode_cursor(rows[-1].id) if more else None})
 
     async def lead(self, request: Request) -> Response:
         lead = await self.store.get_lead(request.path_params["id"])

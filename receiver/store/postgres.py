@@ -27,10 +27,10 @@ import asyncpg
 
 from ..clock import now_rfc3339
 from ..ids import new_id
-from .base import Erasure, EventQuery, LeadQuery, StorageError, WriteRequest, WriteResult
+from .base import Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
-from .reads import SQLReads, event_from_row
+from .reads import PostgresReads
 from .sql import Executor, LeadCache, SQLLeadRepo, write_batch
 
 T = TypeVar("T")
@@ -107,7 +107,7 @@ class PgTransactions:
             yield PgLeadRepo(PgExecutor(self.conn), LeadCache())
 
 
-class PostgresStore(SQLReads):
+class PostgresStore(PostgresReads):
     dialect = "postgres"
 
     def __init__(self, url: str) -> None:
@@ -201,20 +201,6 @@ class PostgresStore(SQLReads):
 
     async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> Any:
         return await self._p().fetchrow(pg(sql), *args)
-
-    # Exports read through a server-side cursor: one query, rows fetched in chunks, so
-    # memory stays flat whatever the number of matches.
-    async def iter_events(self, q: EventQuery, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
-        sql, args = await self.events_query(q, None)
-        async with self._p().acquire() as conn, conn.transaction():
-            async for row in conn.cursor(pg(sql), *args, prefetch=chunk):
-                yield event_from_row(row["data"], row["lead_id"])
-
-    async def iter_leads(self, q: LeadQuery, chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
-        sql, args = self.leads_query(q, None)
-        async with self._p().acquire() as conn, conn.transaction():
-            async for row in conn.cursor(pg(sql), *args, prefetch=chunk):
-                yield await self._lead_record(row)
 
     # -- erasure ------------------------------------------------------------------------
     async def erase_lead(self, lead_id: str) -> Erasure | None:

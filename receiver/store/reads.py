@@ -1,43 +1,87 @@
-"""The read side, for every backend: keyset paging (``id < cursor``), newest first.
+"""The read side, for every backend: keyset pages and chunked exports, in set-based SQL.
 
-Ids are UUIDv7, monotonic by arrival, so "newest first" is ``ORDER BY id DESC`` and a
-cursor is the last id of a page: rows arriving meanwhile sort before it and can
-neither be skipped nor repeated.
+Events are listed newest first by ``received_at`` (ties by id), as the read API promises (docs/read-api.md)
+says; leads and deliveries newest first by id (UUIDv7: creation and arrival order). A
+cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
+id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
+
+A page costs a fixed number of queries whatever its size: a page of leads is one query
+for the leads, one for all their identities and one aggregate for their event counts,
+sources and first/last seen. Exports are the same queries, chunk after chunk. Stored
+event documents are answered as stored, never decoded and encoded again (see
+``event_json``).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from ..clock import rfc3339_epoch
+from ..ids import id_time_ms
 from ..leads import unflatten
 from .base import DeliveryQuery, EventQuery, LeadQuery
 
 _dec = msgspec.json.decode
+_enc = msgspec.json.encode
+_LEAD_ID = b'"lead_id":'
+EXPORT_CHUNK = 1000
+
+Keyset = tuple[Any, ...]
+"""The sort key of the last row of a page: where the next page starts."""
+Query = Callable[[Keyset | None, int], tuple[str, list[Any]]]
+"""(where to start, how many rows) -> SQL and its parameters, for one page."""
+
+
+class IdentityRecord(msgspec.Struct, gc=False):
+    source: str
+    kind: str
+    value: str
+
+
+class LeadRecord(msgspec.Struct, gc=False):
+    """A lead as the read API answers it (docs/events.md); encodes like the dict."""
+
+    id: str
+    created_at: str
+    updated_at: str
+    first_seen_at: str
+    last_seen_at: str
+    traits: dict[str, Any]
+    identities: list[IdentityRecord]
+    sources: list[str]
+    event_count: int
+
+
+def event_json(data: bytes, lead_id: str | None) -> bytes:
+    """A stored event with its lead as of now (linking and merges change it later).
+
+    Events are stored as msgspec encodes ``Event``: fields in declaration order, the
+    scalars before ``lead_id``, no whitespace. When no object or array comes before the
+    first ``"lead_id":`` it is the top-level key (that text cannot occur inside a JSON
+    string, whose quotes are escaped), and when its stored value is still right, which
+    is nearly always, the document goes out as it is. Otherwise it is decoded, patched
+    and encoded again, which gives the same bytes a fresh encoding would."""
+    data = bytes(data)
+    at = data.find(_LEAD_ID)
+    if at > 0 and data.find(b"{", 1, at) < 0 and data.find(b"[", 1, at) < 0:
+        want = b"null" if lead_id is None else b'"' + lead_id.encode() + b'"'
+        end = at + len(_LEAD_ID) + len(want)
+        if data.startswith(want, at + len(_LEAD_ID)) and data[end : end + 1] in (b",", b"}"):
+            return data
+    event: dict[str, Any] = _dec(data)
+    event["lead_id"] = lead_id
+    return _enc(event)
 
 
 def event_from_row(data: bytes, lead_id: str | None) -> dict[str, Any]:
     event: dict[str, Any] = _dec(data)
-    event["lead_id"] = lead_id  # may have changed since (linking, merges)
+    event["lead_id"] = lead_id
     return event
-
-
-async def _keyset(
-    fetch: Callable[[str | None], Awaitable[list[dict[str, Any]]]], chunk: int
-) -> AsyncIterator[dict[str, Any]]:
-    """Every row, page after page by id, holding one page in memory at a time."""
-    before = None
-    while True:
-        page = await fetch(before)
-        for row in page:
-            yield row
-        if len(page) < chunk:
-            return
-        before = page[-1]["id"]
 
 
 def _equal(**columns: str | None) -> tuple[list[str], list[Any]]:
@@ -50,14 +94,59 @@ def _equal(**columns: str | None) -> tuple[list[str], list[Any]]:
     return where, args
 
 
+def _select(columns: str, table: str, where: list[str], order: str) -> str:
+    # Only fixed clauses are joined here; every value is a bound parameter.
+    sql = f"SELECT {columns} FROM {table}"  # noqa: S608
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {order}"
+
+
+NEWEST_EVENTS = "received_at DESC, id DESC"
+LEAD_ROW = "id, created_at, updated_at, traits"
+_DELIVERY_COLUMNS = (
+    "id",
+    "source",
+    "received_at",
+    "method",
+    "path",
+    "content_type",
+    "status",
+    "idempotency_key",
+    "mapping",
+    "body_format",
+)
+_DELIVERY_LIST = ", ".join((*_DELIVERY_COLUMNS, "reasons"))
+
+
 class SQLReads:
-    """Queries in portable SQL with ``?`` placeholders; a backend supplies ``_all``/``_one``."""
+    """Queries in portable SQL with ``?`` placeholders. A backend supplies ``_all`` and
+    ``_one``, and its dialect (below) ``_any``."""
 
     async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Any]:
         raise NotImplementedError
 
     async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> Any:
         raise NotImplementedError
+
+    def _any(self, column: str, values: list[str]) -> tuple[str, Any]:
+        """A clause true when ``column`` is one of ``values``, and its one parameter."""
+        raise NotImplementedError
+
+    async def _chunks(
+        self, query: Query, keyset: Callable[[Any], Keyset], size: int
+    ) -> AsyncIterator[list[Any]]:
+        """Every row ``query`` matches, ``size`` at a time: keyset pages, each its own
+        short read, so an export holds no snapshot open and one chunk in memory."""
+        after = None
+        while True:
+            sql, args = query(after, size)
+            rows = await self._all(sql, args)
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            after = keyset(rows[-1])
 
     async def live_lead_id(self, lead_id: str) -> str | None:
         row = await self._one("SELECT id, merged_into FROM leads WHERE id = ?", (lead_id,))
@@ -79,72 +168,122 @@ class SQLReads:
             args.append(q.until)
         return where, args
 
-    async def events_query(self, q: EventQuery, before: str | None) -> tuple[str, list[Any]]:
-        """The events matching ``q``, newest first (and older than ``before``)."""
+    async def _event_after(self, cursor: str | None) -> Keyset | None:
+        """Where the page after the event ``cursor`` starts. An event erased meanwhile
+        stands for the time in its id (UUIDv7, made when it arrived): a row may then
+        come twice, none is skipped."""
+        if not cursor:
+            return None
+        row = await self._one("SELECT received_at FROM events WHERE id = ?", (cursor,))
+        if row is not None:
+            return (row["received_at"], cursor)
+        try:
+            return (rfc3339_epoch(id_time_ms(cursor) / 1000), cursor)
+        except ValueError:
+            return ("", cursor)  # not an id at all: nothing is older
+
+    async def _events_sql(self, q: EventQuery) -> Query:
         where, args = await self._event_where(q)
-        if before:
-            where.append("id < ?")
-            args.append(before)
-        sql = "SELECT data, lead_id FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return sql + " ORDER BY id DESC", args
+
+        def query(after: Keyset | None, limit: int) -> tuple[str, list[Any]]:
+            more = ["(received_at, id) < (?, ?)"] if after else []
+            sql = _select(
+                "id, received_at, data, lead_id", "events", where + more, "received_at DESC, id DESC"
+            )
+            return sql + " LIMIT ?", [*args, *(after or ()), limit]
+
+        return query
+
+    async def list_events_json(
+        self, q: EventQuery, cursor: str | None, limit: int
+    ) -> list[tuple[str, bytes]]:
+        """A page of events as ``(id, JSON document)``."""
+        sql, args = (await self._events_sql(q))(await self._event_after(cursor), limit)
+        return [(r[0], event_json(r[2], r[3])) for r in await self._all(sql, args)]
 
     async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
-        sql, args = await self.events_query(q, before)
-        rows = await self._all(sql + " LIMIT ?", [*args, limit])
-        return [event_from_row(r["data"], r["lead_id"]) for r in rows]
+        return [_dec(doc) for _, doc in await self.list_events_json(q, before, limit)]
 
-    def iter_events(self, q: EventQuery, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
-        return _keyset(lambda before: self.list_events(q, before, chunk), chunk)
+    async def export_events(
+        self, q: EventQuery, size: int = EXPORT_CHUNK
+    ) -> AsyncIterator[list[tuple[bytes, str | None]]]:
+        """Every matching event as stored, (JSON document, lead now), in chunks."""
+        query = await self._events_sql(q)
+        async for rows in self._chunks(query, lambda r: (r[1], r[0]), size):
+            yield [(r[2], r[3]) for r in rows]
+
+    async def iter_events(self, q: EventQuery) -> AsyncIterator[dict[str, Any]]:
+        async for rows in self.export_events(q):
+            for data, lead_id in rows:
+                yield event_from_row(data, lead_id)
 
     async def get_event(self, event_id: str) -> dict[str, Any] | None:
         row = await self._one("SELECT data, lead_id FROM events WHERE id = ?", (event_id,))
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
-    async def _lead_record(self, row: Any) -> dict[str, Any]:
-        lead_id = row["id"]
-        agg = await self._one(
-            "SELECT count(*) AS n, min(occurred_at) AS first, max(occurred_at) AS last"
-            " FROM events WHERE lead_id = ?",
-            (lead_id,),
-        )
-        sources = await self._all(
-            "SELECT DISTINCT source FROM events WHERE lead_id = ?"
-            " UNION SELECT DISTINCT source FROM identities WHERE lead_id = ?",
-            (lead_id, lead_id),
+    async def _lead_records(self, rows: list[Any]) -> list[LeadRecord]:
+        """The records of lead rows (id, created_at, updated_at, traits): three queries
+        for any number of leads. Columns are read by position (the cheapest way)."""
+        if not rows:
+            return []
+        match, arg = self._any("lead_id", [r[0] for r in rows])
+        # Only fixed clauses are joined into these two; the ids are one bound parameter.
+        per_source = await self._all(
+            "SELECT lead_id, source, count(*), min(occurred_at), max(occurred_at)"  # noqa: S608
+            f" FROM events WHERE {match} GROUP BY lead_id, source",
+            [arg],
         )
         idents = await self._all(
-            "SELECT source, kind, value FROM identities WHERE lead_id = ? ORDER BY first_seen_at, kind",
-            (lead_id,),
+            "SELECT lead_id, source, kind, value FROM identities"  # noqa: S608
+            f" WHERE {match} ORDER BY lead_id, first_seen_at, kind",
+            [arg],
         )
-        return {
-            "id": lead_id,
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
-            "first_seen_at": agg["first"] if agg and agg["first"] else row["created_at"],
-            "last_seen_at": agg["last"] if agg and agg["last"] else row["updated_at"],
-            "traits": unflatten(_dec(row["traits"])),
-            "identities": [{"source": i["source"], "kind": i["kind"], "value": i["value"]} for i in idents],
-            "sources": sorted(s["source"] for s in sources),
-            "event_count": agg["n"] if agg else 0,
-        }
+        seen: dict[str, list[Any]] = {}  # lead -> [count, first, last, sources]
+        for lead_id, source, n, first, last in per_source:
+            agg = seen.get(lead_id)
+            if agg is None:
+                seen[lead_id] = [n, first, last, {source}]
+            else:
+                agg[0] += n
+                agg[1] = min(agg[1], first)
+                agg[2] = max(agg[2], last)
+                agg[3].add(source)
+        identities: dict[str, list[IdentityRecord]] = {}
+        for lead_id, source, kind, value in idents:
+            ident = IdentityRecord(source, kind, value)
+            if lead_id in identities:
+                identities[lead_id].append(ident)
+            else:
+                identities[lead_id] = [ident]
+        out = []
+        for lead_id, created_at, updated_at, traits in rows:
+            count, first, last, sources = seen.get(lead_id) or (0, None, None, set())
+            mine = identities.get(lead_id, [])
+            out.append(
+                LeadRecord(
+                    lead_id,
+                    created_at,
+                    updated_at,
+                    first or created_at,
+                    last or updated_at,
+                    unflatten(_dec(traits)),
+                    mine,
+                    sorted(sources.union([i.source for i in mine])),
+                    count,
+                )
+            )
+        return out
 
     async def get_lead(self, lead_id: str) -> dict[str, Any] | None:
         live = await self.live_lead_id(lead_id)
         if live is None:
             return None
-        row = await self._one("SELECT * FROM leads WHERE id = ?", (live,))
-        return None if row is None else await self._lead_record(row)
+        rows = await self._all(f"SELECT {LEAD_ROW} FROM leads WHERE id = ?", (live,))  # noqa: S608
+        records = await self._lead_records(rows)
+        return msgspec.to_builtins(records[0]) if records else None
 
-    async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
-        sql, args = self.leads_query(q, before)
-        rows = await self._all(sql + " LIMIT ?", [*args, limit])
-        return [await self._lead_record(r) for r in rows]
-
-    def leads_query(self, q: LeadQuery, before: str | None) -> tuple[str, list[Any]]:
-        """The live leads matching ``q``, newest first (and older than ``before``)."""
+    def _leads_sql(self, q: LeadQuery) -> Query:
         where, args = ["merged_into IS NULL"], []
         if q.email_sha256:
             where.append(
@@ -153,41 +292,50 @@ class SQLReads:
             )
             args.append(q.email_sha256)
         if q.source:
+            # One correlated probe of two indexes: written as two EXISTS joined by OR,
+            # PostgreSQL hashes every identity of the source before the first row.
             where.append(
-                "(EXISTS (SELECT 1 FROM events e WHERE e.lead_id = leads.id AND e.source = ?)"
-                " OR EXISTS (SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?))"
+                "EXISTS (SELECT 1 FROM events e WHERE e.lead_id = leads.id AND e.source = ?"
+                " UNION ALL SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?)"
             )
             args += [q.source, q.source]
         if q.updated_since:
             where.append("updated_at >= ?")
             args.append(q.updated_since)
-        if before:
-            where.append("id < ?")
-            args.append(before)
-        # Only fixed clauses are joined here; every value is a bound parameter.
-        return "SELECT * FROM leads WHERE " + " AND ".join(where) + " ORDER BY id DESC", args  # noqa: S608
 
-    def iter_leads(self, q: LeadQuery, chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
-        return _keyset(lambda before: self.list_leads(q, before, chunk), chunk)
+        def query(after: Keyset | None, limit: int) -> tuple[str, list[Any]]:
+            # The ids first, walking an index of (id, merged_into, updated_at) that answers
+            # every filter without reading a lead row, then the rows of that page alone.
+            more = ["id < ?"] if after else []
+            ids = _select("id", "leads", where + more, "id DESC")
+            page = _select(
+                "id, created_at, updated_at, traits", "leads", [f"id IN ({ids} LIMIT ?)"], "id DESC"
+            )
+            return page, [*args, *(after or ()), limit]
+
+        return query
+
+    async def list_lead_records(self, q: LeadQuery, before: str | None, limit: int) -> list[LeadRecord]:
+        sql, args = self._leads_sql(q)((before,) if before else None, limit)
+        return await self._lead_records(await self._all(sql, args))
+
+    async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        return [msgspec.to_builtins(r) for r in await self.list_lead_records(q, before, limit)]
+
+    async def export_leads(self, q: LeadQuery, size: int = EXPORT_CHUNK) -> AsyncIterator[list[LeadRecord]]:
+        """Every matching lead record, in chunks."""
+        async for rows in self._chunks(self._leads_sql(q), lambda r: (r[0],), size):
+            yield await self._lead_records(rows)
+
+    async def iter_leads(self, q: LeadQuery) -> AsyncIterator[dict[str, Any]]:
+        async for records in self.export_leads(q):
+            for record in records:
+                yield msgspec.to_builtins(record)
 
     # -- deliveries ---------------------------------------------------------------------
     @staticmethod
     def _delivery(row: Any, with_body: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            k: row[k]
-            for k in (
-                "id",
-                "source",
-                "received_at",
-                "method",
-                "path",
-                "content_type",
-                "status",
-                "idempotency_key",
-                "mapping",
-                "body_format",
-            )
-        }
+        out: dict[str, Any] = {k: row[k] for k in _DELIVERY_COLUMNS}
         out["reasons"] = _dec(row["reasons"])
         if with_body:
             out["query"] = _dec(row["query"])
@@ -210,6 +358,10 @@ class SQLReads:
             like = q.id_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append("id LIKE ? ESCAPE '\\'")
             args.append(f"%{like.lower()}%")
+        if q.status and q.status != "accepted":
+            # The rare statuses have an index of their own (with the source): this
+            # clause, implied by the one above, is the one that index is defined by.
+            where.append("status != 'accepted'")
         return where, args
 
     async def list_deliveries(self, q: DeliveryQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
@@ -217,10 +369,8 @@ class SQLReads:
         if before:
             where.append("id < ?")
             args.append(before)
-        sql = "SELECT * FROM deliveries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = await self._all(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+        sql = _select(_DELIVERY_LIST, "deliveries", where, "id DESC") + " LIMIT ?"
+        rows = await self._all(sql, [*args, limit])
         return [self._delivery(r, with_body=False) for r in rows]
 
     async def get_delivery_record(self, delivery_id: str) -> dict[str, Any] | None:
@@ -238,8 +388,7 @@ class SQLReads:
 
     async def delivery_ids(self, q: DeliveryQuery) -> list[str]:
         where, args = self._delivery_where(q)
-        sql = "SELECT id FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
-        return [str(r["id"]) for r in await self._all(sql + " ORDER BY id", args)]
+        return [str(r["id"]) for r in await self._all(_select("id", "deliveries", where, "id"), args)]
 
     async def raw_delivery(self, delivery_id: str) -> Any:
         return await self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
@@ -265,6 +414,20 @@ class SQLReads:
     async def merged_lead_ids(self, lead_id: str) -> list[str]:
         rows = await self._all("SELECT id FROM leads WHERE merged_into = ? ORDER BY id", (lead_id,))
         return [str(r["id"]) for r in rows]
+
+
+class SQLiteReads(SQLReads):
+    """SQLite's dialect of the read queries."""
+
+    def _any(self, column: str, values: list[str]) -> tuple[str, Any]:
+        return f"{column} IN (SELECT value FROM json_each(?))", _enc(values).decode()  # noqa: S608
+
+
+class PostgresReads(SQLReads):
+    """PostgreSQL's dialect of the read queries."""
+
+    def _any(self, column: str, values: list[str]) -> tuple[str, Any]:
+        return f"{column} = ANY(?::text[])", values
 
 
 def id_floor(rfc3339: str) -> str:
