@@ -9,8 +9,8 @@
 The ceiling app is the least any durable receiver must do per delivery (decode, pick the
 type and the email, group-commit the raw body and one event row, answer after COMMIT);
 it is not part of this repository: give its path with ``--ceiling`` or the environment
-variable ``RECEIVER_BENCH_CEILING``; without either, ``../shared/bench/ceiling_app.py``
-beside the checkout is used when it exists, and otherwise that server is skipped.
+variable ``RECEIVER_BENCH_CEILING``; without either, that server is skipped (and the
+ratio to it is not printed).
 
 Every server runs under uvicorn with the same loop and HTTP implementation (checked in
 the running process, not assumed), pinned to core 0 (taskset); wrk runs on core 1 with
@@ -161,8 +161,7 @@ def find_ceiling(given: str | None) -> Path | None:
             if not path.is_file():
                 sys.exit(f"the ceiling app {path} does not exist")
             return path
-    default = (ROOT / ".." / "shared" / "bench" / "ceiling_app.py").resolve()
-    return default if default.is_file() else None
+    return None
 
 
 @dataclass

@@ -37,14 +37,15 @@ def banner(
     ``receiver credentials`` reveals them all (``reveal``)."""
     lines = ["", "receiver: webhook URLs to paste into each vendor", ""]
 
-    def shown(setting: str) -> str:
+    def shown(setting: str) -> str | None:
         if reveal or setting in credentials.generated:
             return credentials.get(setting)
-        return f"<{setting}>"
+        return None
 
     for hook in webhook_urls(mappings, base_url):
         lines.append(f"  {hook.source:8} {hook.line(shown(hook.setting))}")
-    lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {shown(API_KEY_SETTING)})"]
+    key = shown(API_KEY_SETTING) or f"<{API_KEY_SETTING}>"
+    lines += ["", f"  read API: {base_url}/v1/…   (Authorization: Bearer {key})"]
     if credentials.overridden:
         lines.append(
             f"  Set in the environment: {', '.join(sorted(credentials.overridden))}, replacing the value"

@@ -29,15 +29,17 @@ class WebhookURL:
             return f"{self.url}?{urlencode({self.name: secret})}"
         return self.url
 
-    def line(self, secret: str) -> str:
-        """The URL and, beside it, where the secret goes (the start-up banner's line)."""
+    def line(self, secret: str | None) -> str:
+        """The URL and, beside it, where the secret goes (the start-up banner's line);
+        ``None`` shows the setting's name in its place."""
+        shown = f"<{self.setting}>" if secret is None else secret
         if self.placement == "query":
-            return self.paste(secret)
+            return self.paste(secret) if secret is not None else f"{self.url}?{self.name}={shown}"
         if self.placement == "header":
-            return f"{self.url}   (header {self.name}: {secret})"
+            return f"{self.url}   (header {self.name}: {shown})"
         if self.placement == "field":
-            return f"{self.url}   (field {self.name}={secret})"
-        return f"{self.url}   (Authorization: Bearer {secret})"
+            return f"{self.url}   (field {self.name}={shown})"
+        return f"{self.url}   (Authorization: Bearer {shown})"
 
 
 def webhook_urls(mappings: Mapping[str, CompiledMapping], base: str) -> list[WebhookURL]:

@@ -1,7 +1,7 @@
 """The read side, for every backend: keyset pages and chunked exports, in set-based SQL.
 
-Events are listed newest first by ``received_at`` (ties by id), as the read API promises (docs/read-api.md)
-says; leads and deliveries newest first by id (UUIDv7: creation and arrival order). A
+Events are listed newest first by ``received_at`` (ties by id), as the read API promises
+(docs/read-api.md); leads and deliveries newest first by id (UUIDv7: creation and arrival order). A
 cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
