@@ -19,6 +19,7 @@ from .mapping.spec import Answer, Route
 from .problems import FieldError
 from .replay import ReplayResult
 from .store.base import Erasure
+from .store.reads import LeadRecord
 
 T = TypeVar("T")
 
@@ -82,26 +83,6 @@ class Page(msgspec.Struct, Generic[T]):
     next_cursor: str | None
 
 
-class LeadIdentity(msgspec.Struct):
-    source: str
-    kind: str
-    value: str
-
-
-class Lead(msgspec.Struct):
-    """A person, as identity resolution knows them."""
-
-    id: str
-    created_at: str
-    updated_at: str
-    first_seen_at: str
-    last_seen_at: str
-    traits: dict[str, Any]
-    identities: list[LeadIdentity]
-    sources: list[str]
-    event_count: int
-
-
 class DeliverySummary(msgspec.Struct):
     """A request a vendor sent, as logged."""
 
@@ -141,8 +122,8 @@ SCHEMAS: list[Any] = [
     FailureFlag,
     Event,
     Page[Event],
-    Lead,
-    Page[Lead],
+    LeadRecord,
+    Page[LeadRecord],
     Delivery,
     Page[DeliverySummary],
     ReplayResult,
@@ -389,7 +370,7 @@ def read_api_paths() -> dict[str, Any]:
                     _query("updated_since", "updated_at >= (RFC 3339)", _TIME),
                     *_PAGING,
                 ],
-                ("200", _listing("Page_Lead_")),
+                ("200", _listing("Page_LeadRecord_")),
                 "400",
             )
         },
@@ -397,7 +378,7 @@ def read_api_paths() -> dict[str, Any]:
             "get": op(
                 "one lead (a merged-away id answers the surviving lead)",
                 [_id("lead")],
-                ("200", _response("the lead", SCHEMA["Lead"])),
+                ("200", _response("the lead", SCHEMA["LeadRecord"])),
                 "404",
             ),
             "delete": {
