@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.body_timeout_seconds,
     )
     read_api = ReadAPI(store, writer, mappings, credentials.get("RECEIVER_API_KEY"))
-    openapi = build_openapi(mappings, __version__)
+    openapi = build_openapi(mappings, __version__, list(forwarding.destinations) if forwarding else [])
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -13,7 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from .events import Event
+from .events import Event, EventType
 from .mapping import CompiledMapping
 from .mapping.spec import Answer, Route
 from .problems import FieldError
@@ -168,6 +168,12 @@ _ERRORS = {
 
 _STORED = "stored (accepted, or unmapped: replayable once its type is mapped)"
 
+#: Answers of the edge, before any route's own work: any operation may get them.
+_EDGE = {
+    "408": "the headers (or a delivery's body) did not arrive in time; the connection is closed",
+    "431": "the request line and headers are over RECEIVER_MAX_HEADER_BYTES",
+}
+
 
 def _answers(answer: Answer) -> dict[str, Any]:
     """The responses of an ingest route, by its answer style."""
@@ -191,6 +197,11 @@ def _answers(answer: Answer) -> dict[str, Any]:
             out[status] = _response(description, SCHEMA["FailureFlag"])
         else:
             out[status] = _problem(description)
+    if answer.style == "success_flag":
+        # A slow body is the route's answer; slow headers are the edge's, before any route.
+        timeout = _response(_EDGE["408"], SCHEMA["FailureFlag"])
+        timeout["content"].update(_content(SCHEMA["ProblemDetails"], "application/problem+json"))
+        out["408"] = timeout
     return out
 
 
@@ -288,7 +299,14 @@ def hook_paths(mappings: dict[str, CompiledMapping]) -> dict[str, Any]:
 
 
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema or {"type": "string"}}
+    """A query parameter; an empty value is the same as none (``?until=`` filters nothing)."""
+    if schema is None:
+        schema = {"type": "string"}
+    elif "enum" in schema:
+        schema = {"enum": [*schema["enum"], ""]}
+    else:
+        schema = {"anyOf": [schema, {"const": ""}]}
+    return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
 def _id(what: str) -> dict[str, Any]:
@@ -306,14 +324,17 @@ _PAGING = [
     _query("limit", "page size, 1..1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
     _query("cursor", "next_cursor of the previous page"),
 ]
-_EVENT_FILTERS = [
-    _query("source", "a source name"),
-    _query("type", "canonical type, e.g. order.placed"),
-    _query("since", "received_at >= (RFC 3339)", _TIME),
-    _query("until", "received_at < (RFC 3339)", _TIME),
-]
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _STATUS = _query("status", "accepted, unmapped or rejected", {"enum": ["accepted", "unmapped", "rejected"]})
+
+
+def _event_filters(sources: list[str]) -> list[dict[str, Any]]:
+    return [
+        _query("source", "a source name", {"enum": sources}),
+        _query("type", "canonical type, e.g. order.placed", {"enum": [t.value for t in EventType]}),
+        _query("since", "received_at >= (RFC 3339)", _TIME),
+        _query("until", "received_at < (RFC 3339)", _TIME),
+    ]
 
 
 def _listing(page: str) -> dict[str, Any]:
@@ -327,17 +348,24 @@ def _listing(page: str) -> dict[str, Any]:
     }
 
 
-def read_api_paths() -> dict[str, Any]:
-    """``/v1``: every route with its parameters (docs/read-api.md)."""
+def read_api_paths(sources: list[str], destinations: list[str]) -> dict[str, Any]:
+    """``/v1``: every route with its parameters (docs/read-api.md). Parameters that name a
+    source or destination list the configured ones: any other is a 400."""
+    source = _query("source", "a source name", {"enum": sources})
+    event_filters = _event_filters(sources)
     unauthorized = _problem("missing or wrong API key")
     bad = _problem("a query parameter is invalid (named in errors[].path)")
     missing = _problem("not found")
     erased = _response("erased, and purged from the store's files (see caveat)", SCHEMA["Erasure"])
 
+    unavailable = _problem("storage unavailable; retry after Retry-After seconds")
+
     def op(summary: str, parameters: list[Any], ok: tuple[str, Any], *more: str) -> dict[str, Any]:
-        responses = {ok[0]: ok[1], "401": unauthorized}
+        # Every call refuses unknown or repeated query parameters (400), whatever it declares.
+        responses = {ok[0]: ok[1], "400": bad, "401": unauthorized, "503": unavailable}
         for status in more:
-            responses[status] = bad if status == "400" else missing
+            if status != "400":
+                responses[status] = missing
         return {
             "summary": summary,
             "security": [{"bearer": []}],
@@ -350,7 +378,7 @@ def read_api_paths() -> dict[str, Any]:
             "get": op(
                 "events, newest first",
                 [
-                    *_EVENT_FILTERS,
+                    *event_filters,
                     _query("lead_id", "events of this lead (merged-away ids resolve)"),
                     *_PAGING,
                 ],
@@ -366,7 +394,7 @@ def read_api_paths() -> dict[str, Any]:
                 "leads, newest first",
                 [
                     _query("email", "exact email, matched through its hash"),
-                    _query("source", "leads seen from this source"),
+                    _query("source", "leads seen from this source", {"enum": sources}),
                     _query("updated_since", "updated_at >= (RFC 3339)", _TIME),
                     *_PAGING,
                 ],
@@ -394,6 +422,7 @@ def read_api_paths() -> dict[str, Any]:
                         "erased; old copies are still being purged from the files (follow Location)",
                         SCHEMA["Erasure"],
                     ),
+                    "400": bad,
                     "401": unauthorized,
                     "404": missing,
                     "503": _problem("storage unavailable; nothing was erased (Retry-After)"),
@@ -411,7 +440,7 @@ def read_api_paths() -> dict[str, Any]:
         "/v1/leads/{id}/events": {
             "get": op(
                 "a lead's timeline, newest first",
-                [_id("lead"), *_EVENT_FILTERS, *_PAGING],
+                [_id("lead"), *event_filters, *_PAGING],
                 ("200", _listing("Page_Event_")),
                 "400",
                 "404",
@@ -420,7 +449,7 @@ def read_api_paths() -> dict[str, Any]:
         "/v1/deliveries": {
             "get": op(
                 "the raw delivery log, newest first",
-                [_STATUS, _query("source", "a source name"), *_PAGING],
+                [_STATUS, source, *_PAGING],
                 ("200", _listing("Page_DeliverySummary_")),
                 "400",
             )
@@ -444,7 +473,7 @@ def read_api_paths() -> dict[str, Any]:
         "/v1/replay": {
             "post": op(
                 "map every matching delivery again",
-                [_STATUS, _query("source", "a source name")],
+                [_STATUS, source],
                 ("200", _response("how many, by status", SCHEMA["ReplaySummary"])),
                 "400",
             )
@@ -455,7 +484,7 @@ def read_api_paths() -> dict[str, Any]:
                 "the configured destinations: messages by state, oldest pending age, circuit",
                 [],
                 ("200", _response("{data: [destination]}")),
-                "400",
+                "404",  # no destinations are configured
             )
         },
         "/v1/destinations/{name}/retry-failed": {
@@ -478,7 +507,7 @@ def read_api_paths() -> dict[str, Any]:
             "get": op(
                 "forwarded messages with every attempt, newest first",
                 [
-                    _query("destination", "a configured destination name"),
+                    _query("destination", "a configured destination name", {"enum": destinations}),
                     _query(
                         "state", "pending, delivered or failed", {"enum": ["pending", "delivered", "failed"]}
                     ),
@@ -486,7 +515,7 @@ def read_api_paths() -> dict[str, Any]:
                     *_PAGING,
                 ],
                 ("200", _response("a page: {data, next_cursor}")),
-                "400",
+                "404",  # no destinations are configured
             )
         },
         "/v1/messages/{id}": {
@@ -507,7 +536,9 @@ def read_api_paths() -> dict[str, Any]:
     }
 
 
-def build_openapi(mappings: dict[str, CompiledMapping], version: str = "0+unknown") -> dict[str, Any]:
+def build_openapi(
+    mappings: dict[str, CompiledMapping], version: str = "0+unknown", destinations: list[str] | None = None
+) -> dict[str, Any]:
     paths = hook_paths(mappings)
     paths["/healthz"] = {
         "get": {"summary": "process up", "security": [], "responses": {"200": _response("ok")}}
@@ -529,7 +560,11 @@ def build_openapi(mappings: dict[str, CompiledMapping], version: str = "0+unknow
     paths["/openapi.json"] = {
         "get": {"summary": "this document", "security": [], "responses": {"200": _response("OpenAPI 3.1")}}
     }
-    paths.update(read_api_paths())
+    paths.update(read_api_paths(sorted(mappings), sorted(destinations or [])))
+    for item in paths.values():
+        for operation in item.values():
+            for status, description in _EDGE.items():
+                operation["responses"].setdefault(status, _problem(description))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -29,6 +29,7 @@ from receiver import Settings, create_app
 KEY = {"Authorization": f"Bearer {SECRETS['RECEIVER_API_KEY']}"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
+AUTH_CONVEAD = {"X-App-Key": SECRETS["RECEIVER_CONVEAD_APP_KEY"]}
 KARTRA_FORM = "lead[id]=1&lead[email]=ana%40example.com&action=kartra_page_visit"
 
 
@@ -56,6 +57,23 @@ def test_php_form_keys_with_odd_indexes_are_kept_as_sent(
     assert r.status_code == 202, r.text
     [event] = db.events()
     assert event["extra"][field] == value
+
+
+def test_form_fields_named_like_indexes_stay_named_fields(client: TestClient, db: DB) -> None:
+    """Found by tests/test_fuzz_properties.py: a form whose top-level names are all 0, 1, …
+    was read as a list, so Convead's query (merged into the body's fields) was a 500 and
+    such a form body a 422 "must be an object". A form's top level is always named fields."""
+    data = json.dumps({"type": "link", "url": "http://shop.example/"})
+    r = client.post("/hooks/convead?0[visitor_uid]=v-1&1=x", data={"data": data}, headers=AUTH_CONVEAD)
+    assert r.status_code == 202, r.text
+    [row] = db.deliveries()
+    assert row["status"] == "accepted"
+    [event] = db.events(row["id"])
+    assert event["extra"]["0"] == {"visitor_uid": "v-1"} and event["extra"]["1"] == "x"
+    r = post(client, "kartra", content=b"0[id]=1&1=x", headers=FORM)
+    assert r.status_code == 202 and r.json()["status"] == "unmapped", r.text
+    assert db.deliveries()[-1]["status"] == "unmapped"
+    healthy(client)
 
 
 def test_form_keys_nested_too_deeply_are_a_400_naming_the_field(client: TestClient, db: DB) -> None:

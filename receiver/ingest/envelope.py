@@ -162,8 +162,9 @@ def parse_form(raw: bytes | str) -> dict[str, Any]:
                     nxt = {}
                     node[k] = nxt
                 node = nxt
-    out: dict[str, Any] = _listify(doc)
-    return out
+    # The top level is always named fields ("0=a&1=b" is two fields, never a list): only
+    # what is under a name becomes a list.
+    return {k: _listify(v) for k, v in doc.items()}
 
 
 #: A list index as PHP writes one: ASCII digits, no leading zero ("00", "²" are names).

@@ -210,8 +210,8 @@ class ReadAPI:
             Route("/v1/events", g(self.events, EVENT_PARAMS), methods=["GET"]),
             Route("/v1/events/{id}", g(self.event), methods=["GET"]),
             Route("/v1/leads", g(self.leads, LEAD_PARAMS), methods=["GET"]),
-            Route("/v1/leads/{id}", g(self.lead), methods=["GET"]),
-            Route("/v1/leads/{id}", g(self.erase), methods=["DELETE"]),
+            # One route for both methods, so a 405 there names both in its Allow header.
+            Route("/v1/leads/{id}", g(self.lead_or_erase), methods=["GET", "DELETE"]),
             Route("/v1/leads/{id}/events", g(self.lead_events, EVENT_FILTERS), methods=["GET"]),
             Route("/v1/erasures/{id}", g(self.erasure), methods=["GET"]),
             Route("/v1/deliveries", g(self.deliveries, DELIVERY_PARAMS), methods=["GET"]),
@@ -272,6 +272,9 @@ class ReadAPI:
         more = len(rows) > limit
         rows = rows[:limit]
         return JSONResponse({"data": rows, "next_cursor": encode_cursor(rows[-1].id) if more else None})
+
+    async def lead_or_erase(self, request: Request) -> Response:
+        return await (self.erase(request) if request.method == "DELETE" else self.lead(request))
 
     async def lead(self, request: Request) -> Response:
         lead = await self.store.get_lead(request.path_params["id"])
