@@ -430,7 +430,8 @@ def schemathesis(server: Receiver, examples: int, seed: int) -> tuple[int, str]:
         "--max-examples", str(examples), "--seed", str(seed), "--workers", "2", "--no-color",
         "--request-timeout", "30",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # In the server's temporary directory: schemathesis keeps a cache where it runs.
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=server.data)
     return done.returncode, done.stdout + done.stderr
 
 
