@@ -53,7 +53,9 @@ def safe_cell(value: Any) -> str:
     """A CSV cell a spreadsheet will not run: formula-looking text gets a leading quote."""
     if value is None:
         return ""
-    if isinstance(value, dict | list | msgspec.Struct):
+    if isinstance(value, msgspec.Raw):  # JSON text already
+        text = bytes(value).decode()
+    elif isinstance(value, dict | list | msgspec.Struct):
         text = msgspec.json.encode(value).decode()
     elif isinstance(value, bool):
         text = "true" if value else "false"
