@@ -84,7 +84,7 @@ def _template(keys: tuple[str, ...]) -> _Template:
     if len(order) == 1:
         only = order[0]
         return text, lambda traits: (traits[only],)
-    return text, itemgetter(*order) if order else (lambda traits: ())  # type: ignore[return-value]
+    return text, itemgetter(*order) if order else (lambda traits: ())
 
 
 def merge_traits(traits: dict[str, Any], times: dict[str, str], new: dict[str, Any], at: str) -> bool:
