@@ -223,18 +223,12 @@ class SQLReads:
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
-    #: Per lead row ``lead``: the JSON text of [source, events, first, last] per source of
-    #: its events, of its identities (in the order first seen), of their sources.
-    LEAD_PARTS: tuple[str, str, str] = ("", "", "")
-
     def _lead_sql(self, where: str) -> str:
-        """The record rows of the leads ``where`` picks: one statement, whatever the count."""
-        # Only fixed clauses are joined here; every value is a bound parameter.
-        return (
-            "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, "  # noqa: S608
-            + ", ".join(self.LEAD_PARTS)
-            + f" FROM leads lead WHERE {where} ORDER BY lead.id DESC"
-        )
+        """One statement for the record rows of the leads ``where`` picks (a clause on the
+        table ``leads`` named ``lead``), newest first: id, created_at, updated_at, traits,
+        and the JSON text of [source, events, first, last] per source of its events, of its
+        identities (in the order first seen), and of their sources."""
+        raise NotImplementedError
 
     @staticmethod
     def _lead_records(rows: list[Any]) -> list[LeadRecord]:
@@ -410,8 +404,8 @@ class SQLReads:
 class SQLiteReads(SQLReads):
     """SQLite's dialect of the read queries."""
 
-    # Each aggregates in the order of its ordered subquery, which SQLite keeps (the
-    # covering indexes events_lead_seen and identities_lead give it without sorting).
+    # Per lead, three subqueries, each one range of a covering index (events_lead_seen,
+    # identities_lead) aggregated in its order, which SQLite keeps.
     LEAD_PARTS = (
         "(SELECT json_group_array(json_array(source, n, f, z)) FROM (SELECT source, count(*) AS n,"
         " min(occurred_at) AS f, max(occurred_at) AS z FROM events WHERE lead_id = lead.id"
@@ -422,21 +416,39 @@ class SQLiteReads(SQLReads):
         "(SELECT json_group_array(DISTINCT source) FROM identities WHERE lead_id = lead.id)",
     )
 
+    def _lead_sql(self, where: str) -> str:
+        # Only fixed clauses are joined here; every value is a bound parameter.
+        return (
+            "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, "  # noqa: S608
+            + ", ".join(self.LEAD_PARTS)
+            + f" FROM leads lead WHERE {where} ORDER BY lead.id DESC"
+        )
+
 
 class PostgresReads(SQLReads):
     """PostgreSQL's dialect of the read queries."""
 
-    # The identities written out compact, as msgspec writes them (json_agg adds spaces).
-    LEAD_PARTS = (
-        "(SELECT json_agg(json_build_array(source, n, f, z))::text FROM (SELECT source,"
-        " count(*) AS n, min(occurred_at) AS f, max(occurred_at) AS z FROM events"
-        " WHERE lead_id = lead.id GROUP BY source) s)",
-        """(SELECT '[' || string_agg('{"source":' || to_json(source)::text || ',"kind":'"""
-        """ || to_json(kind)::text || ',"value":' || to_json(value)::text || '}', ','"""
-        """ ORDER BY first_seen_at, kind) || ']' FROM identities WHERE lead_id = lead.id)""",
-        "(SELECT json_agg(DISTINCT source)::text FROM identities WHERE lead_id = lead.id)",
-    )
-
+    def _lead_sql(self, where: str) -> str:
+        # Set-based: PostgreSQL runs a correlated subquery per lead as a plan of its own
+        # (tens of microseconds each), but aggregates the page's rows in one pass. The
+        # identities are written out compact, as msgspec writes them (json_agg adds spaces).
+        return (
+            "WITH page AS (SELECT id, created_at, updated_at, traits FROM leads lead"  # noqa: S608
+            f" WHERE {where}),"
+            " seen AS (SELECT lead_id, json_agg(json_build_array(source, n, f, z))::text AS seen"
+            " FROM (SELECT lead_id, source, count(*) AS n, min(occurred_at) AS f,"
+            " max(occurred_at) AS z FROM events WHERE lead_id IN (SELECT id FROM page)"
+            " GROUP BY lead_id, source) s GROUP BY lead_id),"
+            """ idents AS (SELECT lead_id, '[' || string_agg('{"source":' || to_json(source)::text"""
+            """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
+            """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities,"""
+            " json_agg(DISTINCT source)::text AS sources FROM identities"
+            " WHERE lead_id IN (SELECT id FROM page) GROUP BY lead_id)"
+            " SELECT page.id, page.created_at, page.updated_at, page.traits, seen.seen,"
+            " idents.identities, idents.sources FROM page"
+            " LEFT JOIN seen ON seen.lead_id = page.id LEFT JOIN idents ON idents.lead_id = page.id"
+            " ORDER BY page.id DESC"
+        )
 
 
 def id_floor(rfc3339: str) -> str:
