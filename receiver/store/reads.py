@@ -28,6 +28,8 @@ from .base import DeliveryQuery, EventQuery, LeadQuery
 
 _dec = msgspec.json.decode
 _enc = msgspec.json.encode
+_per_source = msgspec.json.Decoder(list[tuple[str, int, str, str]]).decode
+_sources = msgspec.json.Decoder(list[str]).decode
 _LEAD_ID = b'"lead_id":'
 EXPORT_CHUNK = 1000
 
@@ -239,16 +241,19 @@ class SQLReads:
         out = []
         for lead_id, created_at, updated_at, traits, seen, identities, ident_sources in rows:
             count, first, last = 0, created_at, updated_at
-            sources: set[str] = set()
+            sources: list[str] = []
             if seen and seen != "[]":
-                per_source = _dec(seen)
-                first = min(p[2] for p in per_source)
-                last = max(p[3] for p in per_source)
-                for source, n, _, _ in per_source:
-                    count += n
-                    sources.add(source)
+                per_source = _per_source(seen)
+                if len(per_source) == 1:  # most leads
+                    sources, count, first, last = [per_source[0][0]], *per_source[0][1:]
+                else:
+                    first = min(p[2] for p in per_source)
+                    last = max(p[3] for p in per_source)
+                    for source, n, _, _ in per_source:
+                        count += n
+                        sources.append(source)
             if ident_sources and ident_sources != "[]":
-                sources.update(_dec(ident_sources))
+                sources += _sources(ident_sources)
             out.append(
                 LeadRecord(
                     lead_id,
@@ -258,7 +263,7 @@ class SQLReads:
                     last,
                     cast(dict[str, Any], msgspec.Raw(unflattened_json(traits))),
                     cast(list[IdentityRecord], msgspec.Raw(identities or "[]")),
-                    sorted(sources),
+                    sorted(set(sources)),
                     count,
                 )
             )
