@@ -434,25 +434,22 @@ class PostgresReads(SQLReads):
     """PostgreSQL's dialect of the read queries."""
 
     def _lead_sql(self, where: str) -> str:
-        # Set-based: PostgreSQL runs a correlated subquery per lead as a plan of its own
-        # (tens of microseconds each), but aggregates the page's rows in one pass. The
-        # identities are written out compact, as msgspec writes them (json_agg adds spaces).
+        # Per lead, two lateral subqueries, each one range of a covering index aggregated
+        # in its order (measured against aggregating the page's rows set-based: faster,
+        # PostgreSQL sorts the page's rows for each GROUP BY). The identities are written
+        # out compact, as msgspec writes them (json_agg adds spaces).
         return (
-            "WITH page AS (SELECT id, created_at, updated_at, traits FROM leads lead"  # noqa: S608
-            f" WHERE {where}),"
-            " seen AS (SELECT lead_id, json_agg(json_build_array(source, n, f, z))::text AS seen"
-            " FROM (SELECT lead_id, source, count(*) AS n, min(occurred_at) AS f,"
-            " max(occurred_at) AS z FROM events WHERE lead_id IN (SELECT id FROM page)"
-            " GROUP BY lead_id, source) s GROUP BY lead_id),"
-            """ idents AS (SELECT lead_id, '[' || string_agg('{"source":' || to_json(source)::text"""
+            "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, s.seen,"  # noqa: S608
+            " i.identities, i.sources FROM leads lead"
+            " LEFT JOIN LATERAL (SELECT json_agg(json_build_array(source, n, f, z))::text AS seen"
+            " FROM (SELECT source, count(*) AS n, min(occurred_at) AS f, max(occurred_at) AS z"
+            " FROM events WHERE lead_id = lead.id GROUP BY source) x) s ON true"
+            """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
             """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
             """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities,"""
             " json_agg(DISTINCT source)::text AS sources FROM identities"
-            " WHERE lead_id IN (SELECT id FROM page) GROUP BY lead_id)"
-            " SELECT page.id, page.created_at, page.updated_at, page.traits, seen.seen,"
-            " idents.identities, idents.sources FROM page"
-            " LEFT JOIN seen ON seen.lead_id = page.id LEFT JOIN idents ON idents.lead_id = page.id"
-            " ORDER BY page.id DESC"
+            " WHERE lead_id = lead.id) i ON true"
+            f" WHERE {where} ORDER BY lead.id DESC"
         )
 
 
