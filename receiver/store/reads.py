@@ -5,9 +5,10 @@ Events are listed newest first by ``received_at`` (ties by id), as the read API 
 cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
-A page costs a fixed number of queries whatever its size: a page of leads is one query
-for the leads, one for all their identities and one aggregate for their event counts,
-sources and first/last seen. Exports are the same queries, chunk after chunk. Stored
+A page is one statement whatever its size. A page of leads has the database build each
+lead's identities as JSON text and sum its events per source, from covering indexes;
+Python nests the traits from their stored text (``leads.unflattened_json``) and adds up
+at most a row per source. Exports are the same statements, chunk after chunk. Stored
 event documents are answered as stored, never decoded and encoded again (see
 ``event_json``).
 """
