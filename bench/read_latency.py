@@ -130,6 +130,23 @@ async def pg_drop(url: str) -> None:
         await conn.close()
 
 
+async def pg_warm(url: str) -> None:
+    """PostgreSQL's counterpart of ``warm``: read every table once (into the OS page cache;
+    PostgreSQL's own buffers keep what the pages then touch)."""
+    import asyncpg
+
+    from receiver.store.postgres import PostgresStore
+
+    store = PostgresStore(url)
+    conn = await asyncpg.connect(store.dsn, server_settings={"search_path": store.schema or "public"})
+    try:
+        for table in ("events", "deliveries", "leads", "identities"):
+            await conn.fetchval(f"SELECT count(*) FROM {table}")
+            await conn.fetchval(f"SELECT sum(length(t::text)) FROM {table} t")
+    finally:
+        await conn.close()
+
+
 def samples_from(db: Path) -> dict[str, list[str]]:
     """Ids to ask for: leads (all, and the busiest), events and deliveries deep in history."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -361,7 +378,9 @@ def main() -> None:
         f"store: {'PostgreSQL' if database_url else 'SQLite'}, {summary.events:,} events,"
         f" {summary.deliveries:,} deliveries, {summary.leads:,} leads"
     )
-    if not database_url:
+    if database_url:
+        asyncio.run(pg_warm(database_url))
+    else:
         warm(data / "receiver.db")
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
