@@ -43,7 +43,7 @@ from payloads import (
 
 import receiver.clock
 import receiver.ids
-from receiver.config import DEFAULT_MAPPINGS_DIR
+from receiver.config import shipped_mappings_dir
 from receiver.events import Event
 from receiver.ids import new_id
 from receiver.ingest.envelope import decode_inner, decode_outer
@@ -270,7 +270,7 @@ def fill_sqlite(db: Path, events: int, leads: int, seed: int = 7, progress: bool
 
 async def _fill(db: Path, n: int, n_people: int, seed: int, progress: bool) -> Summary:
     rnd = random.Random(seed)
-    mappings = load_dir(DEFAULT_MAPPINGS_DIR)
+    mappings = load_dir(shipped_mappings_dir())
     sim = SimulatedTime()
     end = time.time() - 60
     start = end - 30 * DAY

@@ -10,7 +10,9 @@ runs on it pinned to one core, this client on the other. Timed over HTTP, one re
 at a time, the cases interleaved so that noise from a shared machine spreads evenly:
 list pages of events, leads and deliveries under every filter, limit 100 and 1000,
 first and deep pages; then the NDJSON and CSV exports of all events and all leads
-(read by curl, rows counted), with the server's RSS sampled during each.
+(read by curl, rows counted), with the server's RSS sampled during each. Beside wall
+times it prints the server process's CPU time per page and per export (all its threads,
+from /proc): what the work costs, whatever else the shared cores were doing.
 
 Last line: ``read_p99_ms=A leads_page_p99_ms=B export_events_rows_per_s=C
 export_leads_rows_per_s=D`` (all list pages; leads pages; the slower format of each).
@@ -128,6 +130,23 @@ async def pg_drop(url: str) -> None:
         await conn.close()
 
 
+async def pg_warm(url: str) -> None:
+    """PostgreSQL's counterpart of ``warm``: read every table once (into the OS page cache;
+    PostgreSQL's own buffers keep what the pages then touch)."""
+    import asyncpg
+
+    from receiver.store.postgres import PostgresStore
+
+    store = PostgresStore(url)
+    conn = await asyncpg.connect(store.dsn, server_settings={"search_path": store.schema or "public"})
+    try:
+        for table in ("events", "deliveries", "leads", "identities"):
+            await conn.fetchval(f"SELECT count(*) FROM {table}")
+            await conn.fetchval(f"SELECT sum(length(t::text)) FROM {table} t")
+    finally:
+        await conn.close()
+
+
 def samples_from(db: Path) -> dict[str, list[str]]:
     """Ids to ask for: leads (all, and the busiest), events and deliveries deep in history."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -184,6 +203,14 @@ def start_server(data: Path, database_url: str | None) -> tuple[subprocess.Popen
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"the receiver did not start; see {data / 'server.log'}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process (all its threads) has used: on a shared machine, what a request
+    costs the server whatever else the cores are doing meanwhile."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -256,19 +283,28 @@ def pct(values: list[float], q: float) -> float:
 
 
 def time_pages(
-    client: httpx.Client, all_cases: list[Case], ids: dict[str, list[str]], samples: int, rnd: random.Random
-) -> dict[str, list[float]]:
+    client: httpx.Client,
+    all_cases: list[Case],
+    ids: dict[str, list[str]],
+    samples: int,
+    rnd: random.Random,
+    pid: int,
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Each case's wall times (ms), and the server's CPU time per request of it (ms)."""
     timings: dict[str, list[float]] = {name: [] for _, name, _, _ in all_cases}
+    cpu: dict[str, float] = dict.fromkeys(timings, 0.0)
     for _ in range(samples):
         for _, name, path, make in all_cases:
             params = make()
             url = path.replace("{lead}", rnd.choice(ids["busiest"] + ids["leads"][:200]))
+            c0 = cpu_seconds(pid)
             t0 = time.perf_counter()
             r = client.get(url, params=params)
             timings[name].append((time.perf_counter() - t0) * 1000)
+            cpu[name] += (cpu_seconds(pid) - c0) * 1000 / samples
             if r.status_code != 200:
                 raise RuntimeError(f"{name}: {r.status_code} {r.text[:300]}")
-    return timings
+    return timings, cpu
 
 
 def time_records(client: httpx.Client, ids: dict[str, list[str]], samples: int) -> None:
@@ -288,9 +324,11 @@ def time_records(client: httpx.Client, ids: dict[str, list[str]], samples: int) 
 
 
 # -- exports ----------------------------------------------------------------------------------
-def export(url: str, what: str, accept: str, pid: int) -> tuple[int, float, float, float]:
-    """(rows, seconds, server RSS before, peak RSS during) for one full export, read by curl."""
+def export(url: str, what: str, accept: str, pid: int) -> tuple[int, float, float, float, float]:
+    """(rows, seconds, server CPU seconds, server RSS before, peak RSS during) for one full
+    export, read by curl."""
     before = rss_mb(pid)
+    cpu = cpu_seconds(pid)
     peak = [before]
     done = threading.Event()
 
@@ -314,7 +352,7 @@ def export(url: str, what: str, accept: str, pid: int) -> tuple[int, float, floa
     done.set()
     sampler.join()
     rows = lines - (1 if accept == "text/csv" else 0)
-    return rows, seconds, before, peak[0]
+    return rows, seconds, cpu_seconds(pid) - cpu, before, peak[0]
 
 
 def main() -> None:
@@ -340,7 +378,9 @@ def main() -> None:
         f"store: {'PostgreSQL' if database_url else 'SQLite'}, {summary.events:,} events,"
         f" {summary.deliveries:,} deliveries, {summary.leads:,} leads"
     )
-    if not database_url:
+    if database_url:
+        asyncio.run(pg_warm(database_url))
+    else:
         warm(data / "receiver.db")
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -349,26 +389,32 @@ def main() -> None:
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
         rnd = random.Random(1)
         all_cases = cases(summary, ids, rnd)
-        time_pages(client, all_cases, ids, 1, rnd)  # warm-up: caches, prepared statements
-        timings = time_pages(client, all_cases, ids, args.samples, rnd)
-        print(f"\n{'list page [limit]':34} {'p50 ms':>8} {'p99 ms':>8}")
+        time_pages(client, all_cases, ids, 1, rnd, server.pid)  # warm-up: caches, prepared statements
+        timings, cpu = time_pages(client, all_cases, ids, args.samples, rnd, server.pid)
+        print(f"\n{'list page [limit]':34} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>8}")
         for _, name, _, _ in all_cases:
-            print(f"{name:34} {statistics.median(timings[name]):8.2f} {pct(timings[name], 0.99):8.2f}")
+            print(
+                f"{name:34} {statistics.median(timings[name]):8.2f} {pct(timings[name], 0.99):8.2f}"
+                f" {cpu[name]:8.2f}"
+            )
         print()
         time_records(client, ids, args.samples)
         every = [ms for values in timings.values() for ms in values]
         leads = [ms for g, name, _, _ in all_cases if g == "leads" for ms in timings[name]]
         rates = {"events": [0.0], "leads": [0.0]}
         if not args.no_export:
-            print(f"\n{'export':20} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'rss MB':>7} {'peak':>7}")
+            print(
+                f"\n{'export':20} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'cpu s':>7}"
+                f" {'rows/cpu-s':>10} {'rss MB':>7} {'peak':>7}"
+            )
             rates = {"events": [], "leads": []}
             for what, expected in (("events", summary.events), ("leads", summary.leads)):
                 for accept in ("application/x-ndjson", "text/csv"):
-                    rows, seconds, before, peak = export(url, what, accept, server.pid)
+                    rows, seconds, cpu_s, before, peak = export(url, what, accept, server.pid)
                     fmt = "ndjson" if "ndjson" in accept else "csv"
                     print(
                         f"{what + ' ' + fmt:20} {rows:10,} {seconds:8.1f} {rows / seconds:9,.0f}"
-                        f" {before:7.1f} {peak:7.1f}",
+                        f" {cpu_s:7.1f} {rows / max(cpu_s, 0.01):10,.0f} {before:7.1f} {peak:7.1f}",
                         flush=True,
                     )
                     if rows != expected:

@@ -7,7 +7,11 @@ missing or null value never erases one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
+
+import msgspec
 
 #: Canonical event types that never create or touch a lead.
 NO_LEAD_TYPES = frozenset({"lead.test"})
@@ -36,6 +40,51 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
             node = nxt
         node[parts[-1]] = flat[key]
     return out
+
+
+_flat_raw = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_Template = tuple[bytes, Callable[[dict[str, msgspec.Raw]], tuple[msgspec.Raw, ...]]]
+_templates: dict[tuple[str, ...], _Template] = {}
+_TEMPLATES_MAX = 4096  # distinct key sets: leads of one mapping share a handful
+
+
+def unflattened_json(flat: bytes) -> bytes:
+    """``msgspec.json.encode(unflatten(msgspec.json.decode(flat)))``, for stored flat traits,
+    without decoding a value. The nesting depends only on the keys, and leads filled by the
+    same mappings share a few key sets: each set becomes once a ``%b`` template of the
+    nested document (keys encoded, values as holes), filled in C with the stored values."""
+    traits = _flat_raw(flat)
+    keys = tuple(traits)
+    template = _templates.get(keys)
+    if template is None:
+        if len(_templates) >= _TEMPLATES_MAX:
+            _templates.clear()
+        template = _templates[keys] = _template(keys)
+    text, values = template
+    return text % values(traits)
+
+
+def _template(keys: tuple[str, ...]) -> _Template:
+    # Unflatten the key set itself (each leaf holds its flat key), then write it out.
+    shape = unflatten({k: k for k in keys})
+    order: list[str] = []
+
+    def write(node: dict[str, Any]) -> bytes:
+        parts = []
+        for name, value in node.items():
+            key = msgspec.json.encode(name).replace(b"%", b"%%") + b":"
+            if isinstance(value, dict):
+                parts.append(key + write(value))
+            else:
+                order.append(value)
+                parts.append(key + b"%b")
+        return b"{" + b",".join(parts) + b"}"
+
+    text = write(shape)
+    if len(order) == 1:
+        only = order[0]
+        return text, lambda traits: (traits[only],)
+    return text, itemgetter(*order) if order else (lambda traits: ())
 
 
 def merge_traits(traits: dict[str, Any], times: dict[str, str], new: dict[str, Any], at: str) -> bool:

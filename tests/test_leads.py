@@ -209,3 +209,22 @@ def test_exports_of_leads_count_all(client: TestClient) -> None:
     assert len(nd) == 30
     csv_text = client.get("/v1/leads", headers={**KEY, "Accept": "text/csv"}).text
     assert len(csv_text.strip().splitlines()) == 31
+
+
+def test_traits_nested_from_their_stored_text_as_unflatten_and_msgspec_write_them() -> None:
+    import msgspec
+
+    from receiver.leads import unflatten, unflattened_json
+
+    stored = [
+        {},
+        {"email": "a@example.com"},
+        {"a.b": 1, "a": 2},  # a scalar, then an object under the same name: the object wins
+        {"a.b.c": 1, "a.b": 2, "a-b": "x", "a.c": [1, {"d": None}], "z": 1.5e300},
+        {"100%": "%s %b %%", "odd\"key.x": "\u0001\n", "ünï.cødé": True},
+    ]
+    for traits in stored:
+        flat = msgspec.json.encode(traits)
+        want = msgspec.json.encode(unflatten(msgspec.json.decode(flat)))
+        assert unflattened_json(flat) == want, traits
+        assert unflattened_json(flat) == want  # the second time from the cached template

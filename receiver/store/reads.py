@@ -5,9 +5,10 @@ Events are listed newest first by ``received_at`` (ties by id), as the read API 
 cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
-A page costs a fixed number of queries whatever its size: a page of leads is one query
-for the leads, one for all their identities and one aggregate for their event counts,
-sources and first/last seen. Exports are the same queries, chunk after chunk. Stored
+A page is one statement whatever its size. A page of leads has the database build each
+lead's identities as JSON text and sum its events per source, from covering indexes;
+Python nests the traits from their stored text (``leads.unflattened_json``) and adds up
+at most a row per source. Exports are the same statements, chunk after chunk. Stored
 event documents are answered as stored, never decoded and encoded again (see
 ``event_json``).
 """
@@ -17,17 +18,19 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from ..clock import rfc3339_epoch
 from ..ids import id_time_ms
-from ..leads import unflatten
+from ..leads import unflattened_json
 from .base import DeliveryQuery, EventQuery, LeadQuery
 
 _dec = msgspec.json.decode
 _enc = msgspec.json.encode
+_per_source = msgspec.json.Decoder(list[tuple[str, int, str, str]]).decode
+_sources = msgspec.json.Decoder(list[str]).decode
 _LEAD_ID = b'"lead_id":'
 EXPORT_CHUNK = 1000
 
@@ -55,6 +58,12 @@ class LeadRecord(msgspec.Struct, gc=False):
     identities: list[IdentityRecord]
     sources: list[str]
     event_count: int
+
+
+def _builtins(record: LeadRecord) -> dict[str, Any]:
+    """A lead record as plain values (its JSON parts decoded)."""
+    lead: dict[str, Any] = _dec(_enc(record))
+    return lead
 
 
 def event_json(data: bytes, lead_id: str | None) -> bytes:
@@ -103,7 +112,6 @@ def _select(columns: str, table: str, where: list[str], order: str) -> str:
 
 
 NEWEST_EVENTS = "received_at DESC, id DESC"
-LEAD_ROW = "id, created_at, updated_at, traits"
 _DELIVERY_COLUMNS = (
     "id",
     "source",
@@ -121,16 +129,12 @@ _DELIVERY_LIST = ", ".join((*_DELIVERY_COLUMNS, "reasons"))
 
 class SQLReads:
     """Queries in portable SQL with ``?`` placeholders. A backend supplies ``_all`` and
-    ``_one``, and its dialect (below) ``_any``."""
+    ``_one``, and its dialect (below) ``LEAD_PARTS``."""
 
     async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Any]:
         raise NotImplementedError
 
     async def _one(self, sql: str, args: tuple[Any, ...] | list[Any]) -> Any:
-        raise NotImplementedError
-
-    def _any(self, column: str, values: list[str]) -> tuple[str, Any]:
-        """A clause true when ``column`` is one of ``values``, and its one parameter."""
         raise NotImplementedError
 
     async def _chunks(
@@ -222,54 +226,45 @@ class SQLReads:
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
-    async def _lead_records(self, rows: list[Any]) -> list[LeadRecord]:
-        """The records of lead rows (id, created_at, updated_at, traits): three queries
-        for any number of leads. Columns are read by position (the cheapest way)."""
-        if not rows:
-            return []
-        match, arg = self._any("lead_id", [r[0] for r in rows])
-        # Only fixed clauses are joined into these two; the ids are one bound parameter.
-        per_source = await self._all(
-            "SELECT lead_id, source, count(*), min(occurred_at), max(occurred_at)"  # noqa: S608
-            f" FROM events WHERE {match} GROUP BY lead_id, source",
-            [arg],
-        )
-        idents = await self._all(
-            "SELECT lead_id, source, kind, value FROM identities"  # noqa: S608
-            f" WHERE {match} ORDER BY lead_id, first_seen_at, kind",
-            [arg],
-        )
-        seen: dict[str, list[Any]] = {}  # lead -> [count, first, last, sources]
-        for lead_id, source, n, first, last in per_source:
-            agg = seen.get(lead_id)
-            if agg is None:
-                seen[lead_id] = [n, first, last, {source}]
-            else:
-                agg[0] += n
-                agg[1] = min(agg[1], first)
-                agg[2] = max(agg[2], last)
-                agg[3].add(source)
-        identities: dict[str, list[IdentityRecord]] = {}
-        for lead_id, source, kind, value in idents:
-            ident = IdentityRecord(source, kind, value)
-            if lead_id in identities:
-                identities[lead_id].append(ident)
-            else:
-                identities[lead_id] = [ident]
+    def _lead_sql(self, where: str) -> str:
+        """One statement for the record rows of the leads ``where`` picks (a clause on the
+        table ``leads`` named ``lead``), newest first: id, created_at, updated_at, traits,
+        and the JSON text of [source, events, first, last] per source of its events, of its
+        identities (in the order first seen), and of their sources."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _lead_records(rows: list[Any]) -> list[LeadRecord]:
+        """The records of ``_lead_sql`` rows. Identities come as the JSON text of each
+        lead's array, traits are nested by ``unflattened_json``: both go into the record
+        as ``msgspec.Raw``, encoded as they are (so records are for encoding; ``_builtins``
+        gives their plain form). Python adds up at most a row per source of each lead."""
         out = []
-        for lead_id, created_at, updated_at, traits in rows:
-            count, first, last, sources = seen.get(lead_id) or (0, None, None, set())
-            mine = identities.get(lead_id, [])
+        for lead_id, created_at, updated_at, traits, seen, identities, ident_sources in rows:
+            count, first, last = 0, created_at, updated_at
+            sources: list[str] = []
+            if seen and seen != "[]":
+                per_source = _per_source(seen)
+                if len(per_source) == 1:  # most leads
+                    sources, count, first, last = [per_source[0][0]], *per_source[0][1:]
+                else:
+                    first = min(p[2] for p in per_source)
+                    last = max(p[3] for p in per_source)
+                    for source, n, _, _ in per_source:
+                        count += n
+                        sources.append(source)
+            if ident_sources and ident_sources != "[]":
+                sources += _sources(ident_sources)
             out.append(
                 LeadRecord(
                     lead_id,
                     created_at,
                     updated_at,
-                    first or created_at,
-                    last or updated_at,
-                    unflatten(_dec(traits)),
-                    mine,
-                    sorted(sources.union([i.source for i in mine])),
+                    first,
+                    last,
+                    cast(dict[str, Any], msgspec.Raw(unflattened_json(traits))),
+                    cast(list[IdentityRecord], msgspec.Raw(identities or "[]")),
+                    sorted(set(sources)),
                     count,
                 )
             )
@@ -279,9 +274,8 @@ class SQLReads:
         live = await self.live_lead_id(lead_id)
         if live is None:
             return None
-        rows = await self._all(f"SELECT {LEAD_ROW} FROM leads WHERE id = ?", (live,))  # noqa: S608
-        records = await self._lead_records(rows)
-        return msgspec.to_builtins(records[0]) if records else None
+        records = self._lead_records(await self._all(self._lead_sql("lead.id = ?"), (live,)))
+        return _builtins(records[0]) if records else None
 
     def _leads_sql(self, q: LeadQuery) -> Query:
         where, args = ["merged_into IS NULL"], []
@@ -308,29 +302,26 @@ class SQLReads:
             # every filter without reading a lead row, then the rows of that page alone.
             more = ["id < ?"] if after else []
             ids = _select("id", "leads", where + more, "id DESC")
-            page = _select(
-                "id, created_at, updated_at, traits", "leads", [f"id IN ({ids} LIMIT ?)"], "id DESC"
-            )
-            return page, [*args, *(after or ()), limit]
+            return self._lead_sql(f"lead.id IN ({ids} LIMIT ?)"), [*args, *(after or ()), limit]
 
         return query
 
     async def list_lead_records(self, q: LeadQuery, before: str | None, limit: int) -> list[LeadRecord]:
         sql, args = self._leads_sql(q)((before,) if before else None, limit)
-        return await self._lead_records(await self._all(sql, args))
+        return self._lead_records(await self._all(sql, args))
 
     async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
-        return [msgspec.to_builtins(r) for r in await self.list_lead_records(q, before, limit)]
+        return [_builtins(r) for r in await self.list_lead_records(q, before, limit)]
 
     async def export_leads(self, q: LeadQuery, size: int = EXPORT_CHUNK) -> AsyncIterator[list[LeadRecord]]:
         """Every matching lead record, in chunks."""
         async for rows in self._chunks(self._leads_sql(q), lambda r: (r[0],), size):
-            yield await self._lead_records(rows)
+            yield self._lead_records(rows)
 
     async def iter_leads(self, q: LeadQuery) -> AsyncIterator[dict[str, Any]]:
         async for records in self.export_leads(q):
             for record in records:
-                yield msgspec.to_builtins(record)
+                yield _builtins(record)
 
     # -- deliveries ---------------------------------------------------------------------
     @staticmethod
@@ -419,15 +410,48 @@ class SQLReads:
 class SQLiteReads(SQLReads):
     """SQLite's dialect of the read queries."""
 
-    def _any(self, column: str, values: list[str]) -> tuple[str, Any]:
-        return f"{column} IN (SELECT value FROM json_each(?))", _enc(values).decode()  # noqa: S608
+    # Per lead, three subqueries, each one range of a covering index (events_lead_seen,
+    # identities_lead) aggregated in its order, which SQLite keeps.
+    LEAD_PARTS = (
+        "(SELECT json_group_array(json_array(source, n, f, z)) FROM (SELECT source, count(*) AS n,"
+        " min(occurred_at) AS f, max(occurred_at) AS z FROM events WHERE lead_id = lead.id"
+        " GROUP BY source))",
+        "(SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
+        " FROM (SELECT source, kind, value FROM identities WHERE lead_id = lead.id"
+        " ORDER BY first_seen_at, kind))",
+        "(SELECT json_group_array(DISTINCT source) FROM identities WHERE lead_id = lead.id)",
+    )
+
+    def _lead_sql(self, where: str) -> str:
+        # Only fixed clauses are joined here; every value is a bound parameter.
+        return (
+            "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, "  # noqa: S608
+            + ", ".join(self.LEAD_PARTS)
+            + f" FROM leads lead WHERE {where} ORDER BY lead.id DESC"
+        )
 
 
 class PostgresReads(SQLReads):
     """PostgreSQL's dialect of the read queries."""
 
-    def _any(self, column: str, values: list[str]) -> tuple[str, Any]:
-        return f"{column} = ANY(?::text[])", values
+    def _lead_sql(self, where: str) -> str:
+        # Per lead, two lateral subqueries, each one range of a covering index aggregated
+        # in its order (measured against aggregating the page's rows set-based: faster,
+        # PostgreSQL sorts the page's rows for each GROUP BY). The identities are written
+        # out compact, as msgspec writes them (json_agg adds spaces).
+        return (
+            "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, s.seen,"  # noqa: S608
+            " i.identities, i.sources FROM leads lead"
+            " LEFT JOIN LATERAL (SELECT json_agg(json_build_array(source, n, f, z))::text AS seen"
+            " FROM (SELECT source, count(*) AS n, min(occurred_at) AS f, max(occurred_at) AS z"
+            " FROM events WHERE lead_id = lead.id GROUP BY source) x) s ON true"
+            """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
+            """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
+            """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities,"""
+            " json_agg(DISTINCT source)::text AS sources FROM identities"
+            " WHERE lead_id = lead.id) i ON true"
+            f" WHERE {where} ORDER BY lead.id DESC"
+        )
 
 
 def id_floor(rfc3339: str) -> str:

@@ -51,6 +51,7 @@ _PRAGMAS = (
     "PRAGMA wal_autocheckpoint=0",  # the Checkpointer's job
 )
 PURGE_RETRY_MAX_SECONDS = 0.25
+READER_CACHE_KIB = 64 * 1024
 CAVEATS = {
     "pending": (
         "The erased rows can no longer be read, but older copies of their pages are still in"
@@ -239,6 +240,10 @@ class SQLiteStore(SQLiteReads):
         await self._run(self._open_sync)
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        # A page cache big enough for the upper levels of every index a page or an export
+        # walks (SQLite's default, 2 MiB, re-reads them through the kernel on every seek),
+        # and bounded, so that an export's memory stays flat.
+        await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         self._reader.row_factory = aiosqlite.Row
         self._checkpointer.start()
         if await pending_count(AioReader(self._reader)):
