@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.requests import Request
-
 from ..problems import Problem
+from .request import IncomingRequest
 
 
 def too_large(limit: int) -> Problem:
@@ -23,7 +22,7 @@ def too_slow(seconds: float) -> Problem:
     )
 
 
-async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
+async def read_body(request: IncomingRequest, limit: int, timeout: float = 30.0) -> bytes:
     declared = request.headers.get("content-length")
     if (
         declared is not None
