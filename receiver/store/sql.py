@@ -141,34 +141,13 @@ SAVE_LEAD = "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE 
 TOUCH_LEAD = "UPDATE leads SET updated_at = ? WHERE id = ?"
 
 
-class Pending:
-    """The rows a batch writes, held until the end of its transaction and then written one
-    statement per table (``executemany``): the same rows as one statement per delivery,
-    in far fewer calls (and, on PostgreSQL, round trips). What a later delivery of the
-    batch must see of an earlier one is answered from here (its dedup keys) or from the
-    lead cache (identities, leads, traits); the rare steps that read or rewrite written
-    rows (a merge, an anonymous id meeting its person, a replay) flush first."""
+class DedupKeys:
+    """Deliveries by dedup key, answering as ``find_duplicate`` does from the table."""
 
     def __init__(self) -> None:
-        self.leads: list[tuple[Any, ...]] = []
-        self.identities: list[tuple[Any, ...]] = []
-        self.deliveries: list[tuple[Any, ...]] = []
-        self.events: list[tuple[Any, ...]] = []
-        self.keys: list[tuple[Any, ...]] = []
-        self.messages: list[tuple[Any, ...]] = []
-        self.saved: dict[str, str] = {}
-        """Lead -> updated_at, for leads whose traits changed (written from the cache)."""
-        self.touched: dict[str, str] = {}
-        """Lead -> updated_at, for leads only seen."""
         self.idempotency: dict[tuple[str, str], str] = {}
         self.fingerprints: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        """(source, fingerprint) -> [(received_at, delivery id)] of the batch's deliveries."""
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.leads or self.identities or self.deliveries or self.events or self.keys
-            or self.messages or self.saved or self.touched
-        )  # fmt: skip
+        """(source, fingerprint) -> [(received_at, delivery id)], oldest first."""
 
     def claim(self, d: Delivery) -> None:
         if d.status == "rejected":
@@ -189,6 +168,35 @@ class Pending:
             if received_at >= since:
                 return first
         return None
+
+
+class Pending:
+    """The rows a batch writes, held until the end of its transaction and then written one
+    statement per table (``executemany``): the same rows as one statement per delivery,
+    in far fewer calls (and, on PostgreSQL, round trips). What a later delivery of the
+    batch must see of an earlier one is answered from here (its dedup keys) or from the
+    lead cache (identities, leads, traits); the rare steps that read or rewrite written
+    rows (a merge, an anonymous id meeting its person, a replay) flush first."""
+
+    def __init__(self) -> None:
+        self.leads: list[tuple[Any, ...]] = []
+        self.identities: list[tuple[Any, ...]] = []
+        self.deliveries: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.keys: list[tuple[Any, ...]] = []
+        self.messages: list[tuple[Any, ...]] = []
+        self.saved: dict[str, str] = {}
+        """Lead -> updated_at, for leads whose traits changed (written from the cache)."""
+        self.touched: dict[str, str] = {}
+        """Lead -> updated_at, for leads only seen."""
+        self.claimed = DedupKeys()
+        """The dedup keys of the batch's deliveries."""
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.leads or self.identities or self.deliveries or self.events or self.keys
+            or self.messages or self.saved or self.touched
+        )  # fmt: skip
 
     async def flush(self, x: Executor, cache: LeadCache) -> None:
         # In the order the foreign keys need: a delivery before its events and keys.
@@ -242,7 +250,11 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
     d = req.delivery
     pending = repo.pending
     if req.dedup and not req.replace and d.status != "rejected":
-        first = await find_duplicate(x, req) or pending.duplicate(req)
+        if repo.stored is not None:  # read for the whole batch (see Transactions.prefetch)
+            first = repo.stored.duplicate(req)
+        else:
+            first = await find_duplicate(x, req)
+        first = first or pending.claimed.duplicate(req)
         if first is not None:
             return WriteResult(first, duplicate=True)
     replaced: set[bytes] = set()
@@ -261,7 +273,7 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
             (d.status, _enc(d.reasons).decode(), d.mapping, d.id),
         )
     else:
-        pending.claim(d)
+        pending.claimed.claim(d)
         pending.deliveries.append(
             (
                 d.id, d.source, d.received_at, d.method, d.path, d.content_type,
@@ -358,6 +370,8 @@ class SQLLeadRepo:
         self.pending = Pending()
         self.absent: set[tuple[str, str]] = set()
         """Identities known not to be stored (prefetched in this transaction)."""
+        self.stored: DedupKeys | None = None
+        """The stored deliveries the batch's dedup keys name, when prefetched."""
 
     async def flush(self) -> None:
         """Write what is pending (before a statement that reads or rewrites it)."""
