@@ -183,9 +183,10 @@ JOIN deliveries d ON d.source = k.source AND d.fingerprint = k.f AND d.received_
  AND d.status <> 'rejected'
 ORDER BY received_at
 """
+# LATERAL: one primary-key lookup per identity, never a scan of the table.
 IDENTITIES_SQL = """
-SELECT i.kind, i.value, i.lead_id FROM identities i
-JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value
+SELECT k.kind, k.value, i.lead_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
+CROSS JOIN LATERAL (SELECT lead_id FROM identities WHERE kind = k.kind AND value = k.value LIMIT 1) AS i
 """
 LEADS_SQL = (
     "SELECT id, merged_into, traits, trait_times FROM leads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
