@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ..problems import Problem
+from .deadline import deadlines
 from .request import IncomingRequest
 
 
@@ -33,13 +34,18 @@ async def read_body(request: IncomingRequest, limit: int, timeout: float = 30.0)
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
+    task = deadlines.start(timeout)
     try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise too_slow(timeout) from None
-    return b"".join(chunks)
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except asyncio.CancelledError:
+        if deadlines.finish(task):
+            raise too_slow(timeout) from None
+        raise
+    finally:
+        # A late read is cancelled only while it waits for a chunk (the except above).
+        deadlines.finish(task)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
