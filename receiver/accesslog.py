@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
+from typing import Any
 
 from starlette.types import Scope
 
@@ -45,17 +48,45 @@ def query_names(query: bytes) -> str:
     return "[" + ",".join(shown) + "]"
 
 
+Fields = tuple[Any, Any, Any, int, float, Any, Any, Any]
+"""What a line is made of, as taken from the request: (when, method, raw path or path,
+status, seconds, source, delivery, raw query)."""
+
+#: Where lines go when ``logs.setup`` configured the process (``receiver serve``): the
+#: fields are queued as they are and the line is made and written by the log thread, so a
+#: request pays for a queue put. Otherwise (an embedding app, the tests): ``logging``.
+sink: Callable[[Fields], None] | None = None
+
+
 def write(scope: Scope, status: int, seconds: float) -> None:
     """Log one request (callers check ``log.isEnabledFor(logging.INFO)`` first)."""
-    raw = scope.get("raw_path")
-    path = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope.get("path", ""))
-    log.info(
-        "%s %s %d %.1fms source=%s delivery=%s query=%s",
-        printable(str(scope.get("method", "-"))),
-        printable(path),
+    fields = (
+        time.time(),
+        scope.get("method", "-"),
+        scope.get("raw_path") or scope.get("path", ""),
         status,
-        seconds * 1000,
+        seconds,
         scope.get(SOURCE_KEY, "-"),
         scope.get(DELIVERY_KEY, "-"),
-        query_names(scope.get("query_string", b"")),
+        scope.get("query_string", b""),
     )
+    if sink is not None:
+        sink(fields)
+    else:
+        log.info("%s", message(fields))
+
+
+def message(fields: Fields) -> str:
+    _, method, path, status, seconds, source, delivery, query = fields
+    path = path.decode("latin-1") if isinstance(path, bytes) else str(path)
+    return (
+        f"{printable(str(method))} {printable(path)} {status} {seconds * 1000:.1f}ms"
+        f" source={source} delivery={delivery} query={query_names(query)}"
+    )
+
+
+def line(fields: Fields) -> str:
+    """The whole line, as the log's formatter (``logs.FORMAT``) writes any record."""
+    when = fields[0]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    return f"{stamp},{int(when * 1000) % 1000:03d} INFO {log.name} {message(fields)}\n"

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings
 from .credentials import load_credentials, required
@@ -123,7 +124,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *DestinationsAPI(forwarding, read_api.guard).routes(),
         inspector(service),
     ]
-    app = Starlette(
+    app = Receiver(
+        Edge(ingest.asgi, max_header_bytes=settings.max_header_bytes),
         routes=routes,
         lifespan=lifespan,
         # Any other exception is answered and logged by Edge (never re-raised to the server,
@@ -133,6 +135,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.service = service
     app.add_middleware(Edge, max_header_bytes=settings.max_header_bytes)
     return app
+
+
+class Receiver(Starlette):
+    """The app, with a lean path for webhooks: a request to ``/hooks/{source}[/…]`` goes
+    straight to the ingest edge (behind ``Edge``, like every answer), not through
+    Starlette's exception layers, router and ``Request``; the routes above still describe
+    it, and anything the lean path does not take (another method, a mounted root path)
+    goes the usual way."""
+
+    def __init__(self, hooks: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hooks = hooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith("/hooks/")
+            and scope["path"][7:8] not in ("", "/")
+            and scope["method"] in ALL_METHODS
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await self.hooks(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 _TITLES: dict[int, str] = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}

@@ -9,10 +9,15 @@ pays for a queue put, not for a write to the terminal or pipe.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import logging.handlers
 import queue
+import threading
 import traceback
+from typing import Any
+
+from . import accesslog
 
 #: Libraries that log what they are handed at DEBUG (aiosqlite logs every statement with
 #: its parameters, that is bodies and emails): kept at WARNING whatever the level.
@@ -30,16 +35,72 @@ def failure(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class _Writer:
+    """The log thread: writes the records (and the access log's fields, made into lines
+    here) queued by every other thread, in order; what is queued together is written
+    and flushed together."""
+
+    BATCH = 256
+
+    def __init__(self, handler: logging.StreamHandler[Any]) -> None:
+        self.handler = handler
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="receiver-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while True:
+            items = [self.queue.get()]
+            while len(items) < self.BATCH:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines: list[str] = []
+            for item in items:
+                if item is None:
+                    self._write(lines)
+                    return
+                if isinstance(item, tuple):
+                    lines.append(accesslog.line(item))
+                else:
+                    self._write(lines)
+                    lines = []
+                    self.handler.handle(item)
+            self._write(lines)
+
+    def _write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        # Like logging: output trouble never takes the thread down.
+        with contextlib.suppress(Exception), self.handler.lock or contextlib.nullcontext():
+            self.handler.stream.write("".join(lines))
+            self.handler.flush()
+
+
 def setup(level: str = "info") -> None:
-    """Root logging for ``receiver serve``: one line per record, written off the event loop."""
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    """Root logging for ``receiver serve``: one line per record, written off the event loop
+    by a thread of its own; an access line costs the request a queue put."""
     stream = logging.StreamHandler()
-    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    listener = logging.handlers.QueueListener(records, stream)
-    listener.start()
-    atexit.register(listener.stop)
+    stream.setFormatter(logging.Formatter(FORMAT))
+    writer = _Writer(stream)
+    writer.start()
+    atexit.register(writer.stop)
     root = logging.getLogger()
     root.setLevel(level.upper())
-    root.addHandler(logging.handlers.QueueHandler(records))
+    root.addHandler(logging.handlers.QueueHandler(writer.queue))
+    # The access log's fields are queued as they are, made into a line by the writer,
+    # unless a handler of its own was added to it (then it is an ordinary logger).
+    if not accesslog.log.handlers:
+        accesslog.sink = writer.queue.put
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING)

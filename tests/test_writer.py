@@ -12,9 +12,11 @@ import msgspec
 import pytest
 from conftest import DB, SECRETS, Server, make_env
 
+from receiver import Settings
 from receiver.clock import now_rfc3339
 from receiver.events import Event, Identity
 from receiver.ids import new_id
+from receiver.service import make_store
 from receiver.store.base import Delivery, StorageError, WriteRequest, WriteResult
 from receiver.store.sqlite import SQLiteStore
 from receiver.writer import Overloaded, Writer
@@ -247,3 +249,54 @@ def test_postgres_unreachable_is_a_storage_error(database_url: str) -> None:
             await writer.stop()
 
     asyncio.run(run())
+
+
+def _visitor(anonymous: str, email: str | None = None, key: str | None = None) -> WriteRequest:
+    """A delivery from a visitor known by an anonymous id, and by an email once they give it."""
+    req = request(email=email)
+    req.delivery.idempotency_key = key
+    req.events[0].anonymous_id = anonymous
+    req.identities = [[Identity("croct_client", anonymous, False), *req.identities[0]]]
+    return req
+
+
+def test_a_batch_sees_its_own_rows_as_one_delivery_at_a_time_would(settings: Settings, db: DB) -> None:
+    """A batch's rows are written together at its end; what a later delivery of the batch
+    depends on must still be seen: an idempotency key, an anonymous id meeting its person,
+    a merge of two leads, a lead merged in an earlier batch."""
+
+    async def run() -> None:
+        store = make_store(settings)
+        await store.open()
+        writer = Writer(store, queue_size=100, batch_max=64)
+        await writer.start()
+        try:
+            first = [
+                _visitor("v-1"),
+                _visitor("v-1", "ana@example.com"),  # adopts the event above, same batch
+                request(email="bo@example.com"),
+                _visitor("v-2", key="k-1"),
+                _visitor("v-2", key="k-1"),  # the same key: a duplicate
+            ]
+            results = await asyncio.gather(*(writer.submit(r) for r in first))
+            assert [r.duplicate for r in results] == [False, False, False, False, True]
+            # Ana meets Bo's email: the leads merge; the next delivery for Bo, in the same
+            # batch, and one for Bo alone in the next batch, land on the survivor.
+            merging = request(email="ana@example.com")
+            merging.identities[0].append(Identity("email_sha256", "bo@example.com", True))
+            await asyncio.gather(writer.submit(merging), writer.submit(request(email="bo@example.com")))
+            await writer.submit(request(email="bo@example.com"))
+            # The key claimed in the first batch is found in the store.
+            again = await writer.submit(_visitor("v-2", key="k-1"))
+            assert again.duplicate and again.delivery_id == results[3].delivery_id
+        finally:
+            await writer.stop()
+            await store.close()
+
+    asyncio.run(run())
+    assert db.count("deliveries") == 7
+    live = db.rows("SELECT id FROM leads WHERE merged_into IS NULL")
+    assert len(live) == 1
+    owners = db.rows("SELECT DISTINCT lead_id FROM events WHERE anonymous_id IS NULL OR anonymous_id = 'v-1'")
+    assert [r["lead_id"] for r in owners] == [live[0]["id"]]
+    assert db.rows("SELECT lead_id FROM identities WHERE value = 'v-1'") == [{"lead_id": live[0]["id"]}]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.requests import Request
-
 from ..problems import Problem
+from .deadline import deadlines
+from .request import IncomingRequest
 
 
 def too_large(limit: int) -> Problem:
@@ -23,7 +23,7 @@ def too_slow(seconds: float) -> Problem:
     )
 
 
-async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
+async def read_body(request: IncomingRequest, limit: int, timeout: float = 30.0) -> bytes:
     declared = request.headers.get("content-length")
     if (
         declared is not None
@@ -34,13 +34,18 @@ async def read_body(request: Request, limit: int, timeout: float = 30.0) -> byte
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
+    task = deadlines.start(timeout)
     try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise too_slow(timeout) from None
-    return b"".join(chunks)
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except asyncio.CancelledError:
+        if deadlines.finish(task):
+            raise too_slow(timeout) from None
+        raise
+    finally:
+        # A late read is cancelled only while it waits for a chunk (the except above).
+        deadlines.finish(task)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ..clock import now_rfc3339
 from ..credentials import Credentials, matches
@@ -47,6 +47,7 @@ from .envelope import (
     parse_form,
     withhold_unreadable,
 )
+from .request import HookRequest, IncomingRequest
 
 log = logging.getLogger("receiver.ingest")
 
@@ -155,7 +156,7 @@ def build_sources(
     return out
 
 
-def _stored_headers(request: Request, secret: frozenset[str]) -> dict[str, str]:
+def _stored_headers(request: IncomingRequest, secret: frozenset[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in request.headers.items():
         if k in secret or k in UNSTORED_HEADERS:
@@ -203,7 +204,16 @@ class Ingest:
         self.max_events = max_events
         self.body_timeout = body_timeout
 
-    async def handle(self, request: Request) -> Response:
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/hooks/{source}[/{rest}]`` as a plain ASGI app (the lean path, see app.py)."""
+        source, _, rest = scope["path"][7:].partition("/")
+        response = await self.handle(HookRequest(scope, receive, {"source": source, "rest": rest}))
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def handle(self, request: IncomingRequest) -> Response:
         name = request.path_params["source"]
         source = self.sources.get(name)
         if source is None:
@@ -248,12 +258,12 @@ class Ingest:
         self.metrics.observe(name, status, time.perf_counter() - started)
         return response
 
-    def client_id(self, request: Request) -> Response:
+    def client_id(self, request: IncomingRequest) -> Response:
         given = request.query_params.get("cid", "").lower()
         cid = given if _HEX32.match(given) else secrets.token_hex(16)
         return PlainTextResponse(cid, headers={"Cache-Control": "no-store"})
 
-    def _credential(self, request: Request, source: Source) -> str | None:
+    def _credential(self, request: IncomingRequest, source: Source) -> str | None:
         for q in source.query_credentials:
             v = request.query_params.get(q)
             if v:
@@ -269,7 +279,9 @@ class Ingest:
                 return token.strip()
         return None
 
-    async def ingest(self, request: Request, source: Source, route: Route, sub: str) -> tuple[Response, str]:
+    async def ingest(
+        self, request: IncomingRequest, source: Source, route: Route, sub: str
+    ) -> tuple[Response, str]:
         m = source.mapping
         env = m.envelope
         given = self._credential(request, source)

@@ -74,6 +74,7 @@ class CompiledMapping:
         self.name = f"{plan.source}@{plan.version}"
         self.envelope: Envelope = plan.envelope
         self.credential: Credential = plan.envelope.credential
+        self._body_credentials = self.credential.field  # read per delivery by redact
         self.batch = plan.envelope.batch
         self._types: dict[str, _Type] = {}
         for i, (name, t) in enumerate(plan.types.items()):
@@ -104,7 +105,7 @@ class CompiledMapping:
         for item in items:
             if not isinstance(item, dict):
                 continue
-            for name in self.credential.field:
+            for name in self._body_credentials:
                 if item.pop(name, None) is not None:
                     changed = True
                 for jf in self.envelope.json_fields:

@@ -1,11 +1,14 @@
 """What a stored delivery names, so that erasure can find it.
 
-At write time every delivery records, in ``delivery_keys``, the identity keys it carried.
-A mapped event's identities say it (the mapping knows where a vendor puts its people), and
-so do the declared identities of items that mapped to nothing or were rejected
-(``WriteRequest.carried``). A delivery that is not wholly accepted may also hold people
-the mapping never read: for those the stored body and query are searched too, for every
-email address however it is spelled (its hash becomes a key) and for hashed emails.
+At write time every delivery records, in ``delivery_keys``, the identity keys it carried
+that nothing else leads to. A mapped event's identities say it (the mapping knows where a
+vendor puts its people), unless the event was resolved to a lead: then the event itself,
+by its ``lead_id``, is how erasure finds the delivery (one index entry less per identity
+on the write path). So do the declared identities of items that mapped to nothing or
+were rejected (``WriteRequest.carried``). A delivery that is not wholly accepted may also
+hold people the mapping never read: for those the stored body and query are searched
+too, for every email address however it is spelled (its hash becomes a key) and for
+hashed emails.
 Erasure then finds each delivery of a person by key, through an index, whatever its status.
 
 Reading stored bytes for the person's email at erasure time (``spelled_in``) stays as the
@@ -116,9 +119,15 @@ def _texts(req: WriteRequest) -> list[str]:
 
 
 def delivery_keys(req: WriteRequest) -> list[tuple[str, str]]:
-    """The identity keys a delivery carries, most precise first, at most ``MAX_KEYS``."""
+    """The identity keys a delivery carries, most precise first, at most ``MAX_KEYS``.
+
+    The identities of an event resolved to a lead are not keys: each of them points at
+    that lead, as the event does (``lead_id``, kept through merges), and erasure finds
+    the delivery by the lead's events. Call after resolution."""
     keys: dict[tuple[str, str], None] = {}
-    for idents in req.identities:
+    for event, idents in zip(req.events, req.identities, strict=False):
+        if event.lead_id is not None:
+            continue
         for i in idents:
             keys[(i.kind, i.value)] = None
     for i in req.carried:

@@ -19,7 +19,7 @@ import msgspec
 from ..clock import now_rfc3339, rfc3339, rfc3339_epoch
 from ..events import Identity
 from ..ids import new_id
-from .base import WriteRequest, WriteResult
+from .base import Delivery, WriteRequest, WriteResult
 from .keys import delivery_keys
 from .resolve import Traits, resolve
 
@@ -106,12 +106,121 @@ async def write_batch(tx: Transactions, batch: list[WriteRequest]) -> list[Write
 async def _in_one_transaction(tx: Transactions, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
     results: list[WriteResult | Exception] = []
     async with tx.transaction(lock_keys(batch)) as repo:
-        for req in batch:
-            try:
+        prefetch = getattr(tx, "prefetch", None)
+        if prefetch is not None:
+            await prefetch(repo, batch)
+        try:
+            for req in batch:
                 results.append(await write_one(repo.x, repo, req))
-            except tx.bad_delivery as e:
-                raise DeliveryFailed(e) from e  # this delivery alone is bad
+            # The rows of the whole batch, one statement per table (a failure here cannot
+            # be told apart: the batch is written again one delivery at a time).
+            await repo.flush()
+        except tx.bad_delivery as e:
+            raise DeliveryFailed(e) from e  # one delivery is bad
     return results
+
+
+INSERT_DELIVERY = (
+    "INSERT INTO deliveries (id, source, received_at, method, path, content_type, query,"
+    " headers, body, body_format, status, reasons, idempotency_key, fingerprint, mapping)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_EVENT = (
+    "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
+    " received_at, lead_id, anonymous_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_KEY = "INSERT INTO delivery_keys (kind, value, delivery_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+INSERT_LEAD = (
+    "INSERT INTO leads (id, merged_into, created_at, updated_at, traits, trait_times)"
+    " VALUES (?, NULL, ?, ?, ?, ?)"
+)
+INSERT_IDENTITY = (
+    "INSERT INTO identities (kind, value, source, known, lead_id, first_seen_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+SAVE_LEAD = "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE id = ?"
+TOUCH_LEAD = "UPDATE leads SET updated_at = ? WHERE id = ?"
+
+
+class DedupKeys:
+    """Deliveries by dedup key, answering as ``find_duplicate`` does from the table."""
+
+    def __init__(self) -> None:
+        self.idempotency: dict[tuple[str, str], str] = {}
+        self.fingerprints: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """(source, fingerprint) -> [(received_at, delivery id)], oldest first."""
+
+    def claim(self, d: Delivery) -> None:
+        if d.status == "rejected":
+            return  # a rejected delivery claims nothing (see find_duplicate)
+        if d.idempotency_key is not None:
+            self.idempotency.setdefault((d.source, d.idempotency_key), d.id)
+        elif d.fingerprint is not None:
+            self.fingerprints.setdefault((d.source, d.fingerprint), []).append((d.received_at, d.id))
+
+    def duplicate(self, req: WriteRequest) -> str | None:
+        d = req.delivery
+        if d.idempotency_key is not None:
+            return self.idempotency.get((d.source, d.idempotency_key))
+        if d.fingerprint is None or req.dedup_window_seconds <= 0:
+            return None
+        since = window_start(d.received_at, req.dedup_window_seconds)
+        for received_at, first in self.fingerprints.get((d.source, d.fingerprint), ()):
+            if received_at >= since:
+                return first
+        return None
+
+
+class Pending:
+    """The rows a batch writes, held until the end of its transaction and then written one
+    statement per table (``executemany``): the same rows as one statement per delivery,
+    in far fewer calls (and, on PostgreSQL, round trips). What a later delivery of the
+    batch must see of an earlier one is answered from here (its dedup keys) or from the
+    lead cache (identities, leads, traits); the rare steps that read or rewrite written
+    rows (a merge, an anonymous id meeting its person, a replay) flush first."""
+
+    def __init__(self) -> None:
+        self.leads: list[tuple[Any, ...]] = []
+        self.identities: list[tuple[Any, ...]] = []
+        self.deliveries: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.keys: list[tuple[Any, ...]] = []
+        self.messages: list[tuple[Any, ...]] = []
+        self.saved: dict[str, str] = {}
+        """Lead -> updated_at, for leads whose traits changed (written from the cache)."""
+        self.touched: dict[str, str] = {}
+        """Lead -> updated_at, for leads only seen."""
+        self.claimed = DedupKeys()
+        """The dedup keys of the batch's deliveries."""
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.leads or self.identities or self.deliveries or self.events or self.keys
+            or self.messages or self.saved or self.touched
+        )  # fmt: skip
+
+    async def flush(self, x: Executor, cache: LeadCache) -> None:
+        # In the order the foreign keys need: a delivery before its events and keys.
+        for sql, rows in (
+            (INSERT_LEAD, self.leads),
+            (INSERT_IDENTITY, self.identities),
+            (INSERT_DELIVERY, self.deliveries),
+            (INSERT_EVENT, self.events),
+            (INSERT_KEY, self.keys),
+            (INSERT_MESSAGE, self.messages),
+        ):
+            if rows:
+                await x.many(sql, rows)
+                rows.clear()
+        if self.saved:
+            rows = []
+            for lead_id, at in self.saved.items():
+                traits = cache.traits[lead_id]
+                rows.append((_enc(traits[0]), _enc(traits[1]), at, lead_id))
+            await x.many(SAVE_LEAD, rows)
+            self.saved.clear()
+        if self.touched:
+            await x.many(TOUCH_LEAD, [(at, lead_id) for lead_id, at in self.touched.items()])
+            self.touched.clear()
 
 
 def window_start(received_at: str, seconds: int) -> str:
@@ -139,12 +248,18 @@ async def find_duplicate(x: Executor, req: WriteRequest) -> str | None:
 
 async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteResult:
     d = req.delivery
+    pending = repo.pending
     if req.dedup and not req.replace and d.status != "rejected":
-        first = await find_duplicate(x, req)
+        if repo.stored is not None:  # read for the whole batch (see Transactions.prefetch)
+            first = repo.stored.duplicate(req)
+        else:
+            first = await find_duplicate(x, req)
+        first = first or pending.claimed.duplicate(req)
         if first is not None:
             return WriteResult(first, duplicate=True)
     replaced: set[bytes] = set()
     if req.replace:
+        await repo.flush()  # it reads and rewrites this delivery's rows
         # The n-th event keeps the id the n-th event had: the same as ids.event_id gives,
         # except for events stored before ids were derived (0.1), whose links survive too.
         kept = await x.all("SELECT id, data FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
@@ -158,10 +273,8 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
             (d.status, _enc(d.reasons).decode(), d.mapping, d.id),
         )
     else:
-        await x.run(
-            "INSERT INTO deliveries (id, source, received_at, method, path, content_type, query,"
-            " headers, body, body_format, status, reasons, idempotency_key, fingerprint, mapping)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        pending.claimed.claim(d)
+        pending.deliveries.append(
             (
                 d.id, d.source, d.received_at, d.method, d.path, d.content_type,
                 _enc(d.query).decode(), _enc(d.headers).decode(), d.body, d.body_format, d.status,
@@ -169,31 +282,24 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
                 # A rejected delivery does not claim its key: the vendor's fixed retry must pass.
                 None if d.status == "rejected" else d.idempotency_key,
                 d.fingerprint, d.mapping,
-            ),
+            )
         )  # fmt: skip
     now = now_rfc3339()
     for event, idents in zip(req.events, req.identities or [[]] * len(req.events), strict=True):
         event.lead_id = await resolve(repo, event, idents, now)
     if req.events:
         data = [_enc(e) for e in req.events]
-        await x.many(
-            "INSERT INTO events (id, delivery_id, source, type, source_type, occurred_at,"
-            " received_at, lead_id, anonymous_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (e.id, e.delivery_id, e.source, e.type, e.source_type, e.occurred_at, e.received_at,
-                 e.lead_id, e.anonymous_id, data[i])
-                for i, e in enumerate(req.events)
-            ],
-        )  # fmt: skip
+        pending.events += [
+            (e.id, e.delivery_id, e.source, e.type, e.source_type, e.occurred_at, e.received_at,
+             e.lead_id, e.anonymous_id, data[i])
+            for i, e in enumerate(req.events)
+        ]  # fmt: skip
         if req.forward:
-            await write_messages(x, req, data, replaced, now)
+            pending.messages += message_rows(req, data, replaced, now)
     keys = delivery_keys(req)
     if keys:
         # A replay adds what today's mapping finds to the keys the stored body gave.
-        await x.many(
-            "INSERT INTO delivery_keys (kind, value, delivery_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(kind, value, d.id) for kind, value in keys],
-        )
+        pending.keys += [(kind, value, d.id) for kind, value in keys]
     return WriteResult(d.id)
 
 
@@ -204,11 +310,11 @@ INSERT_MESSAGE = (
 )
 
 
-async def write_messages(
-    x: Executor, req: WriteRequest, data: list[bytes], replaced: set[bytes], now: str
-) -> None:
-    """The messages of ``req.forward``, in one statement; each body is its event as stored
-    (``data``). On a replay an event identical to one it replaces is not sent again."""
+def message_rows(
+    req: WriteRequest, data: list[bytes], replaced: set[bytes], now: str
+) -> list[tuple[Any, ...]]:
+    """The messages of ``req.forward``; each body is its event as stored (``data``). On a
+    replay an event identical to one it replaces is not sent again."""
     expires: dict[float, str] = {}
     rows = []
     for out in req.forward:
@@ -220,8 +326,7 @@ async def write_messages(
             until = expires[out.max_age] = rfc3339_epoch(time.time() + out.max_age)
         event_id = req.events[out.event].id
         rows.append((new_id(), out.destination, event_id, req.delivery.id, now, now, until, body))
-    if rows:
-        await x.many(INSERT_MESSAGE, rows)
+    return rows
 
 
 async def erase_messages(x: Executor, delivery_ids: list[str]) -> None:
@@ -262,11 +367,23 @@ class SQLLeadRepo:
     def __init__(self, x: Executor, cache: LeadCache | None = None) -> None:
         self.x = x
         self.cache = cache if cache is not None else LeadCache()
+        self.pending = Pending()
+        self.absent: set[tuple[str, str]] = set()
+        """Identities known not to be stored (prefetched in this transaction)."""
+        self.stored: DedupKeys | None = None
+        """The stored deliveries the batch's dedup keys name, when prefetched."""
+
+    async def flush(self) -> None:
+        """Write what is pending (before a statement that reads or rewrites it)."""
+        if self.pending:
+            await self.pending.flush(self.x, self.cache)
 
     async def identity_lead(self, ident: Identity) -> tuple[bool, str | None]:
         key = (ident.kind, ident.value)
         if key in self.cache.idents:
             return True, self.cache.idents[key]
+        if key in self.absent:
+            return False, None
         row = await self.x.one("SELECT lead_id FROM identities WHERE kind = ? AND value = ?", key)
         if row is None:
             return False, None
@@ -294,35 +411,33 @@ class SQLLeadRepo:
         return loaded
 
     async def save(self, lead_id: str, traits: Traits, now: str) -> None:
-        await self.x.run(
-            "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE id = ?",
-            (_enc(traits[0]), _enc(traits[1]), now, lead_id),
-        )
+        # Written at the end of the batch, from the cache: a lead seen by several
+        # deliveries is written once, as the last of them left it.
         self.cache.traits[lead_id] = traits
+        self.pending.saved[lead_id] = now
+        self.pending.touched.pop(lead_id, None)
 
     async def touch(self, lead_id: str, now: str) -> None:
-        await self.x.run("UPDATE leads SET updated_at = ? WHERE id = ?", (now, lead_id))
+        if lead_id in self.pending.saved:
+            self.pending.saved[lead_id] = now
+        else:
+            self.pending.touched[lead_id] = now
 
     async def create_lead(self, now: str) -> str:
         lead_id = new_id()
-        await self.x.run(
-            "INSERT INTO leads (id, merged_into, created_at, updated_at, traits, trait_times)"
-            " VALUES (?, NULL, ?, ?, ?, ?)",
-            (lead_id, now, now, EMPTY, EMPTY),
-        )
+        self.pending.leads.append((lead_id, now, now, EMPTY, EMPTY))
         self.cache.live[lead_id] = lead_id
         self.cache.traits[lead_id] = ({}, {})
         return lead_id
 
     async def add_identity(self, ident: Identity, source: str, lead_id: str | None, seen_at: str) -> None:
-        await self.x.run(
-            "INSERT INTO identities (kind, value, source, known, lead_id, first_seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (ident.kind, ident.value, source, ident.known, lead_id, seen_at),
-        )
-        self.cache.idents[(ident.kind, ident.value)] = lead_id
+        key = (ident.kind, ident.value)
+        self.pending.identities.append((ident.kind, ident.value, source, ident.known, lead_id, seen_at))
+        self.cache.idents[key] = lead_id
+        self.absent.discard(key)
 
     async def link_identity(self, ident: Identity, lead_id: str) -> None:
+        await self.flush()  # the identity may be one of the batch's
         await self.x.run(
             "UPDATE identities SET lead_id = ? WHERE kind = ? AND value = ?",
             (lead_id, ident.kind, ident.value),
@@ -330,6 +445,7 @@ class SQLLeadRepo:
         self.cache.idents[(ident.kind, ident.value)] = lead_id
 
     async def merge_into(self, survivor: str, loser: str, now: str) -> None:
+        await self.flush()  # it rewrites leads, identities and events the batch may hold
         await self.x.run(
             "UPDATE leads SET merged_into = ?, traits = ?, trait_times = ?, updated_at = ?"
             " WHERE id = ? OR merged_into = ?",
@@ -344,6 +460,7 @@ class SQLLeadRepo:
                 self.cache.idents[key] = survivor
 
     async def adopt_anonymous(self, lead_id: str, source: str, anonymous_id: str) -> list[tuple[Any, str]]:
+        await self.flush()  # earlier events of the batch may carry this anonymous id
         rows = await self.x.all(
             "SELECT data, occurred_at FROM events WHERE source = ? AND anonymous_id = ? AND lead_id IS NULL",
             (source, anonymous_id),

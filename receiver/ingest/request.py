@@ -1,0 +1,135 @@
+"""A webhook request as the ingest edge reads it, straight from the ASGI scope.
+
+``/hooks/*`` does not go through Starlette's router and ``Request``: the app hands it to
+the ingest edge with this object (see ``app.Receiver``). Headers and the query are
+decoded once, into what the edge looks up; the semantics are Starlette's (a header's
+first value wins, a query parameter's last), so both paths answer alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Protocol, overload
+from urllib.parse import parse_qsl
+
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
+
+
+class HeadersView(Protocol):
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
+    def items(self) -> Any: ...
+
+
+class QueryView(Protocol):
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
+    def multi_items(self) -> list[tuple[str, str]]: ...
+
+
+class IncomingRequest(Protocol):
+    """What the ingest edge reads of a request: a Starlette ``Request`` or a ``HookRequest``."""
+
+    @property
+    def scope(self) -> Scope: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path_params(self) -> dict[str, Any]: ...
+
+    @property
+    def headers(self) -> HeadersView: ...
+
+    @property
+    def query_params(self) -> QueryView: ...
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+
+class Headers:
+    """Decoded once: every (name, value) pair in order, and the first value of each name."""
+
+    __slots__ = ("_first", "_pairs")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+        first: dict[str, str] = {}
+        for k, v in reversed(self._pairs):
+            first[k] = v
+        self._first = first
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self._first.get(key.lower(), default)
+
+    def items(self) -> list[tuple[str, str]]:
+        return self._pairs
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._pairs)
+
+
+class Query:
+    __slots__ = ("_last", "_pairs")
+
+    def __init__(self, raw: bytes) -> None:
+        self._pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+        self._last = dict(self._pairs)
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self._last.get(key, default)
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+
+class HookRequest:
+    __slots__ = ("_query", "_receive", "headers", "method", "path_params", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive, path_params: dict[str, str]) -> None:
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.path_params = path_params
+        self.headers = Headers(scope["headers"])
+        self._receive = receive
+        self._query: Query | None = None
+
+    @property
+    def query_params(self) -> Query:
+        if self._query is None:
+            self._query = Query(self.scope.get("query_string", b""))
+        return self._query
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                if body:
+                    yield body
+                if not message.get("more_body", False):
+                    return
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect()
