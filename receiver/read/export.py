@@ -103,37 +103,45 @@ class _EventCells(msgspec.Struct):
 
 _event_cells = msgspec.json.Decoder(_EventCells).decode
 _NULL = msgspec.Raw(b"null")
-_EVENT_LINE = b'%b,%b,"%b",%b\r\n'  # 8 text cells, the lead, 3 objects, 2 text cells
+# An event's line: 8 text cells, the lead (quoted, or an empty cell when null), the 3
+# objects (never null; quoted together with the lead), then 2 text cells.
+_EVENT_LINE = b'%b,"%b",%b,%b\r\n'
+_EVENT_LINE_NO_LEAD = b'%b,,"%b",%b,%b\r\n'
 _LEAD_LINE = b",".join([b"%b"] * len(LEAD_COLUMNS)) + b"\r\n"
 
 
-def _cells(texts: tuple[str, ...]) -> bytes:
-    """Consecutive text cells: joined as they are when none needs quoting or escaping (a
-    few scans of the row, in C; nearly always), else cell by cell."""
+def _cells(texts: tuple[str, ...]) -> tuple[bytes, bytes, bytes]:
+    """An event's 10 text cells as its first 8 (joined) and its last 2. Joined as they
+    are when none needs quoting or escaping (a few scans of the row, in C; nearly
+    always), else cell by cell."""
     row = "\x1f" + "\x1f".join(texts)
     if (
         '"' in row or "," in row or "\n" in row or "\r" in row or "\x1f=" in row
         or "\x1f+" in row or "\x1f-" in row or "\x1f@" in row or "\x1f\t" in row
         or row.count("\x1f") != len(texts)
     ):  # fmt: skip
-        return b",".join(map(_cell, texts))
-    return ",".join(texts).encode()
+        cells = list(map(_cell, texts))
+        return b",".join(cells[:8]), cells[8], cells[9]
+    head, delivery_id, mapping = ",".join(texts).encode().rsplit(b",", 2)
+    return head, delivery_id, mapping
 
 
 def event_line(row: EventRow) -> bytes:
-    """The CSV line of one stored event, in ``EVENT_COLUMNS`` order. The three objects
-    (never null) are quoted together, in one pass over their text."""
+    """The CSV line of one stored event, in ``EVENT_COLUMNS`` order. The lead and the
+    three objects are quoted together, in one pass over their text, joined straight from
+    the decoded document (``Raw`` is a buffer: no copies)."""
     e = _event_cells(row[0])
-    lead = e.lead
-    # The objects are joined straight from the decoded document (Raw is a buffer): no copy.
-    objects = b"\x1f".join((e.properties, e.context, e.extra))
-    return _EVENT_LINE % (
-        _cells((e.id, e.source, e.source_type or "", e.type, e.occurred_at, e.received_at,
-                row[1] or "", e.anonymous_id or "")),
-        b"" if lead == _NULL else b'"' + bytes(lead).replace(b'"', b'""') + b'"',
-        objects.replace(b'"', b'""').replace(b"\x1f", b'","'),
-        _cells((e.delivery_id, e.mapping)),
-    )  # fmt: skip
+    head, delivery_id, mapping = _cells((
+        e.id, e.source, e.source_type or "", e.type, e.occurred_at, e.received_at,
+        row[1] or "", e.anonymous_id or "", e.delivery_id, e.mapping,
+    ))  # fmt: skip
+    if e.lead == _NULL:
+        objects = b"\x1f".join((e.properties, e.context, e.extra))
+        line = _EVENT_LINE_NO_LEAD
+    else:
+        objects = b"\x1f".join((e.lead, e.properties, e.context, e.extra))
+        line = _EVENT_LINE
+    return line % (head, objects.replace(b'"', b'""').replace(b"\x1f", b'","'), delivery_id, mapping)
 
 
 def _json_value(value: Any) -> bytes:
