@@ -140,3 +140,14 @@ def test_filtered_pages_of_leads_give_each_match_once_newest_first(client: TestC
     assert {lead["id"] for lead in recent} == {
         lead["id"] for lead in kartra_leads + affitor_leads if lead["updated_at"] >= middle
     }
+
+
+def test_event_csv_columns_follow_the_event_struct() -> None:
+    """The CSV line of an event is built from a template in a fixed column order: a field
+    added to ``Event`` must be added there too, not silently left out of every export."""
+    from receiver.events import Event
+    from receiver.read import export
+
+    fields = list(Event.__struct_fields__)
+    assert fields == export.EVENT_COLUMNS
+    assert list(export._EventCells.__struct_fields__) == fields
