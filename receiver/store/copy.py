@@ -22,6 +22,7 @@ TABLES = {  # in foreign-key order
                "lead_id", "anonymous_id", "data"],
     "leads": ["id", "merged_into", "created_at", "updated_at", "traits", "trait_times"],
     "identities": ["kind", "value", "source", "known", "lead_id", "first_seen_at"],
+    "lead_sources": ["lead_id", "source", "events", "first_seen_at", "last_seen_at"],
     # The forwarding outbox: messages still pending are sent from PostgreSQL.
     "messages": ["id", "destination", "event_id", "delivery_id", "state", "created_at", "next_attempt_at",
                  "expires_at", "attempts", "lease_owner", "lease_until", "settled_at", "reason", "body"],

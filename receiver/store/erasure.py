@@ -24,7 +24,7 @@ import msgspec
 
 from .base import Erased, Erasure, ErasureState
 from .keys import EMAIL_HASH, needles, prefilter_words, spelled_in
-from .sql import Executor, Reader, erase_messages, identity_lock
+from .sql import Executor, Reader, erase_messages, identity_lock, recount_leads
 
 CHUNK = 500
 """Ids per ``IN (…)`` list and rows per scan step: far below every backend's limit."""
@@ -160,6 +160,16 @@ async def erase(
         )
         deliveries.update(str(r[0]) for r in rows)
     found = sorted(deliveries)
+    # Other leads with events in these deliveries lose those events: their summaries
+    # (lead_sources) are counted again once the events are gone.
+    others: set[str] = set()
+    for chunk in _chunks(found):
+        rows = await x.all(
+            f"SELECT DISTINCT lead_id FROM events WHERE delivery_id IN ({_marks(len(chunk))})",  # noqa: S608
+            tuple(chunk),
+        )
+        others.update(str(r[0]) for r in rows if r[0] is not None)
+    others.difference_update(ids)
     await erase_messages(x, found)  # the forwarding outbox: undelivered bodies go too
     events = await _count_and_delete(x, "events", "delivery_id", found)
     for table in DELIVERY_ROWS:
@@ -172,6 +182,8 @@ async def erase(
         events=events + await _count_and_delete(x, "events", "lead_id", ids),
         identities=await _count_and_delete(x, "identities", "lead_id", ids),
     )
+    await _count_and_delete(x, "lead_sources", "lead_id", ids)
+    await recount_leads(x, sorted(others))
     await _count_and_delete(x, "leads", "id", ids)
     completed = now if state == "complete" else None
     await x.run(

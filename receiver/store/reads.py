@@ -6,11 +6,11 @@ cursor is the last id of a page (an event's cursor stands for its ``received_at`
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
 A page is one statement whatever its size. A page of leads has the database build each
-lead's identities as JSON text and sum its events per source, from covering indexes;
-Python nests the traits from their stored text (``leads.unflattened_json``) and adds up
-at most a row per source. Exports are the same statements, chunk after chunk. Stored
-event documents are answered as stored, never decoded and encoded again (see
-``event_json``).
+lead's identities as JSON text from a covering index and read its events per source
+from the summary the write path keeps (``lead_sources``); Python nests the traits from
+their stored text (``leads.unflattened_json``) and adds up at most a row per source.
+Exports are the same statements, chunk after chunk. Stored event documents are answered
+as stored, never decoded and encoded again (see ``event_json``).
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ class SQLReads:
             # One correlated probe of two indexes: written as two EXISTS joined by OR,
             # PostgreSQL hashes every identity of the source before the first row.
             where.append(
-                "EXISTS (SELECT 1 FROM events e WHERE e.lead_id = leads.id AND e.source = ?"
+                "EXISTS (SELECT 1 FROM lead_sources s WHERE s.lead_id = leads.id AND s.source = ?"
                 " UNION ALL SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?)"
             )
             args += [q.source, q.source]
@@ -410,12 +410,11 @@ class SQLReads:
 class SQLiteReads(SQLReads):
     """SQLite's dialect of the read queries."""
 
-    # Per lead, three subqueries, each one range of a covering index (events_lead_seen,
-    # identities_lead) aggregated in its order, which SQLite keeps.
+    # Per lead, three subqueries, each one short range of a primary key (lead_sources) or
+    # covering index (identities_lead) aggregated in its order, which SQLite keeps.
     LEAD_PARTS = (
-        "(SELECT json_group_array(json_array(source, n, f, z)) FROM (SELECT source, count(*) AS n,"
-        " min(occurred_at) AS f, max(occurred_at) AS z FROM events WHERE lead_id = lead.id"
-        " GROUP BY source))",
+        "(SELECT json_group_array(json_array(source, events, first_seen_at, last_seen_at))"
+        " FROM lead_sources WHERE lead_id = lead.id)",
         "(SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
         " FROM (SELECT source, kind, value FROM identities WHERE lead_id = lead.id"
         " ORDER BY first_seen_at, kind))",
@@ -442,9 +441,8 @@ class PostgresReads(SQLReads):
         return (
             "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, s.seen,"  # noqa: S608
             " i.identities, i.sources FROM leads lead"
-            " LEFT JOIN LATERAL (SELECT json_agg(json_build_array(source, n, f, z))::text AS seen"
-            " FROM (SELECT source, count(*) AS n, min(occurred_at) AS f, max(occurred_at) AS z"
-            " FROM events WHERE lead_id = lead.id GROUP BY source) x) s ON true"
+            " LEFT JOIN LATERAL (SELECT json_agg(json_build_array(source, events, first_seen_at,"
+            " last_seen_at))::text AS seen FROM lead_sources WHERE lead_id = lead.id) s ON true"
             """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
             """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
             """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities,"""

@@ -137,6 +137,28 @@ INSERT_LEAD = (
 INSERT_IDENTITY = (
     "INSERT INTO identities (kind, value, source, known, lead_id, first_seen_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
+# The per-lead summary (migration lead_sources): what a batch adds is added in SQL, so two
+# writers adding to one lead at once both count (portable: no least()/min() of two values).
+ADD_LEAD_SOURCE = (
+    "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (lead_id, source) DO UPDATE SET"
+    " events = lead_sources.events + excluded.events,"
+    " first_seen_at = CASE WHEN excluded.first_seen_at < lead_sources.first_seen_at"
+    " THEN excluded.first_seen_at ELSE lead_sources.first_seen_at END,"
+    " last_seen_at = CASE WHEN excluded.last_seen_at > lead_sources.last_seen_at"
+    " THEN excluded.last_seen_at ELSE lead_sources.last_seen_at END"
+)
+MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
+    "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
+    " SELECT ?, source, events, first_seen_at, last_seen_at FROM lead_sources WHERE lead_id = ?"
+    " ON CONFLICT (lead_id, source) DO UPDATE SET"
+    " events = lead_sources.events + excluded.events,"
+    " first_seen_at = CASE WHEN excluded.first_seen_at < lead_sources.first_seen_at"
+    " THEN excluded.first_seen_at ELSE lead_sources.first_seen_at END,"
+    " last_seen_at = CASE WHEN excluded.last_seen_at > lead_sources.last_seen_at"
+    " THEN excluded.last_seen_at ELSE lead_sources.last_seen_at END"
+)
 SAVE_LEAD = "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE id = ?"
 TOUCH_LEAD = "UPDATE leads SET updated_at = ? WHERE id = ?"
 
@@ -199,6 +221,7 @@ class Pending:
         )  # fmt: skip
 
     async def flush(self, x: Executor, cache: LeadCache) -> None:
+        added = lead_sources(self.events)
         # In the order the foreign keys need: a delivery before its events and keys.
         for sql, rows in (
             (INSERT_LEAD, self.leads),
@@ -211,6 +234,8 @@ class Pending:
             if rows:
                 await x.many(sql, rows)
                 rows.clear()
+        if added:
+            await x.many(ADD_LEAD_SOURCE, added)
         if self.saved:
             rows = []
             for lead_id, at in self.saved.items():
@@ -221,6 +246,41 @@ class Pending:
         if self.touched:
             await x.many(TOUCH_LEAD, [(at, lead_id) for lead_id, at in self.touched.items()])
             self.touched.clear()
+
+
+def lead_sources(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """What event rows (as ``INSERT_EVENT`` takes them) add to ``lead_sources``: per
+    (lead, source), how many and the first and last occurred_at. Events of no lead add
+    nothing (an anonymous id met later brings them: ``adopt_anonymous``)."""
+    seen: dict[tuple[str, str], list[Any]] = {}
+    for row in events:
+        lead_id = row[7]
+        if lead_id is None:
+            continue
+        at = row[5]
+        s = seen.get((lead_id, row[2]))
+        if s is None:
+            seen[(lead_id, row[2])] = [1, at, at]
+        else:
+            s[0] += 1
+            if at < s[1]:
+                s[1] = at
+            elif at > s[2]:
+                s[2] = at
+    return [(lead_id, source, *s) for (lead_id, source), s in seen.items()]
+
+
+async def recount_leads(x: Executor, lead_ids: list[str]) -> None:
+    """``lead_sources`` of these leads computed again from their events: after events
+    were deleted (a replay, an erasure), which cannot be subtracted from a first or last."""
+    for lead_id in lead_ids:
+        await x.run("DELETE FROM lead_sources WHERE lead_id = ?", (lead_id,))
+        await x.run(
+            "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
+            " SELECT lead_id, source, count(*), min(occurred_at), max(occurred_at) FROM events"
+            " WHERE lead_id = ? GROUP BY lead_id, source",
+            (lead_id,),
+        )
 
 
 def window_start(received_at: str, seconds: int) -> str:
@@ -262,12 +322,14 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
         await repo.flush()  # it reads and rewrites this delivery's rows
         # The n-th event keeps the id the n-th event had: the same as ids.event_id gives,
         # except for events stored before ids were derived (0.1), whose links survive too.
-        kept = await x.all("SELECT id, data FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
+        kept = await x.all("SELECT id, data, lead_id FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
         for event, row in zip(req.events, kept, strict=False):
             event.id = row[0]
         if req.forward:  # an event that comes out as it was is not forwarded again
             replaced = {bytes(row[1]) for row in kept}
         await x.run("DELETE FROM events WHERE delivery_id = ?", (d.id,))
+        # The replaced events leave their leads' summaries; the new ones join at the flush.
+        await recount_leads(x, sorted({row[2] for row in kept if row[2] is not None}))
         await x.run(
             "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",
             (d.status, _enc(d.reasons).decode(), d.mapping, d.id),
@@ -453,6 +515,8 @@ class SQLLeadRepo:
         )
         await self.x.run("UPDATE identities SET lead_id = ? WHERE lead_id = ?", (survivor, loser))
         await self.x.run("UPDATE events SET lead_id = ? WHERE lead_id = ?", (survivor, loser))
+        await self.x.run(MOVE_LEAD_SOURCES, (survivor, loser))
+        await self.x.run("DELETE FROM lead_sources WHERE lead_id = ?", (loser,))
         self.cache.live[loser] = survivor
         self.cache.traits.pop(loser, None)
         for key, lid in self.cache.idents.items():
@@ -470,4 +534,6 @@ class SQLLeadRepo:
                 "UPDATE events SET lead_id = ? WHERE source = ? AND anonymous_id = ? AND lead_id IS NULL",
                 (lead_id, source, anonymous_id),
             )
+            seen = [r[1] for r in rows]
+            await self.x.run(ADD_LEAD_SOURCE, (lead_id, source, len(seen), min(seen), max(seen)))
         return [(_dec(r[0]).get("lead"), r[1]) for r in rows]
