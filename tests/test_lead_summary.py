@@ -23,7 +23,7 @@ FROM_EVENTS = (
 )
 
 
-def kartra(client: TestClient, lead: dict[str, Any], action: str = "filled_form", form: str = "Signup") -> Any:
+def kartra(client: TestClient, lead: dict[str, Any], action: str = "filled_form", form: str = "Sign") -> Any:
     r = client.post(
         "/hooks/kartra",
         json={"lead": lead, "action": action, "action_details": {"form_id": "3", "form_name": form}},
@@ -34,9 +34,7 @@ def kartra(client: TestClient, lead: dict[str, Any], action: str = "filled_form"
 
 
 def croct(client: TestClient, email: str) -> None:
-    r = client.post(
-        "/hooks/croct", json={"type": "leadGenerated", "lead": {"email": email}}, **AUTH["croct"]
-    )
+    r = client.post("/hooks/croct", json={"type": "leadGenerated", "lead": {"email": email}}, **AUTH["croct"])
     assert r.status_code == 202, r.text
 
 
