@@ -5,10 +5,11 @@ Events are listed newest first by ``received_at`` (ties by id), as the read API 
 cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
-A page is one statement whatever its size. A page of leads has the database build each
-lead's identities as JSON text from a covering index and read its events per source
-from the summary the write path keeps (``lead_sources``); Python nests the traits from
-their stored text (``leads.unflattened_json``) and adds up at most a row per source.
+A page is one statement whatever its size. A page of leads has the database read each
+lead's event count and first and last seen from the summary the write path keeps
+(``lead_sources``) and build its identities and sources as JSON text, from primary keys
+and covering indexes; Python nests the traits from their stored text
+(``leads.unflattened_json``) and decodes nothing else.
 Exports are the same statements, chunk after chunk. Stored event documents are answered
 as stored, never decoded and encoded again (see ``event_json``).
 """
@@ -29,8 +30,6 @@ from .base import DeliveryQuery, EventQuery, LeadQuery
 
 _dec = msgspec.json.decode
 _enc = msgspec.json.encode
-_per_source = msgspec.json.Decoder(list[tuple[str, int, str, str]]).decode
-_sources = msgspec.json.Decoder(list[str]).decode
 _LEAD_ID = b'"lead_id":'
 EXPORT_CHUNK = 1000
 
@@ -228,47 +227,33 @@ class SQLReads:
     # -- leads --------------------------------------------------------------------------
     def _lead_sql(self, where: str) -> str:
         """One statement for the record rows of the leads ``where`` picks (a clause on the
-        table ``leads`` named ``lead``), newest first: id, created_at, updated_at, traits,
-        and the JSON text of [source, events, first, last] per source of its events, of its
-        identities (in the order first seen), and of their sources."""
+        table ``leads`` named ``lead``), newest first: id, created_at, updated_at, first and
+        last seen, event count (from ``lead_sources``; created_at, updated_at and 0 when it
+        has no events), traits, and the JSON text, compact as msgspec writes it, of its
+        identities (in the order first seen) and of its sources (those of its events and
+        identities, sorted)."""
         raise NotImplementedError
 
     @staticmethod
     def _lead_records(rows: list[Any]) -> list[LeadRecord]:
-        """The records of ``_lead_sql`` rows. Identities come as the JSON text of each
-        lead's array, traits are nested by ``unflattened_json``: both go into the record
-        as ``msgspec.Raw``, encoded as they are (so records are for encoding; ``_builtins``
-        gives their plain form). Python adds up at most a row per source of each lead."""
-        out = []
-        for lead_id, created_at, updated_at, traits, seen, identities, ident_sources in rows:
-            count, first, last = 0, created_at, updated_at
-            sources: list[str] = []
-            if seen and seen != "[]":
-                per_source = _per_source(seen)
-                if len(per_source) == 1:  # most leads
-                    sources, count, first, last = [per_source[0][0]], *per_source[0][1:]
-                else:
-                    first = min(p[2] for p in per_source)
-                    last = max(p[3] for p in per_source)
-                    for source, n, _, _ in per_source:
-                        count += n
-                        sources.append(source)
-            if ident_sources and ident_sources != "[]":
-                sources += _sources(ident_sources)
-            out.append(
-                LeadRecord(
-                    lead_id,
-                    created_at,
-                    updated_at,
-                    first,
-                    last,
-                    cast(dict[str, Any], msgspec.Raw(unflattened_json(traits))),
-                    cast(list[IdentityRecord], msgspec.Raw(identities or "[]")),
-                    sorted(set(sources)),
-                    count,
-                )
+        """The records of ``_lead_sql`` rows. Identities and sources come as JSON text,
+        traits are nested by ``unflattened_json``: all go into the record as
+        ``msgspec.Raw``, encoded as they are (so records are for encoding; ``_builtins``
+        gives their plain form)."""
+        return [
+            LeadRecord(
+                lead_id,
+                created_at,
+                updated_at,
+                first,
+                last,
+                cast(dict[str, Any], msgspec.Raw(unflattened_json(traits))),
+                cast(list[IdentityRecord], msgspec.Raw(identities or "[]")),
+                cast(list[str], msgspec.Raw(sources or "[]")),
+                count,
             )
-        return out
+            for lead_id, created_at, updated_at, first, last, count, traits, identities, sources in rows
+        ]
 
     async def get_lead(self, lead_id: str) -> dict[str, Any] | None:
         live = await self.live_lead_id(lead_id)
@@ -410,45 +395,48 @@ class SQLReads:
 class SQLiteReads(SQLReads):
     """SQLite's dialect of the read queries."""
 
-    # Per lead, three subqueries, each one short range of a primary key (lead_sources) or
-    # covering index (identities_lead) aggregated in its order, which SQLite keeps.
-    LEAD_PARTS = (
-        "(SELECT json_group_array(json_array(source, events, first_seen_at, last_seen_at))"
-        " FROM lead_sources WHERE lead_id = lead.id)",
-        "(SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
+    # Per lead, subqueries that each read one short range of a primary key (lead_sources)
+    # or covering index (identities_lead), aggregated in its order, which SQLite keeps.
+    LEAD_COLUMNS = (
+        "lead.id, lead.created_at, lead.updated_at,"
+        " coalesce((SELECT min(first_seen_at) FROM lead_sources WHERE lead_id = lead.id), lead.created_at),"
+        " coalesce((SELECT max(last_seen_at) FROM lead_sources WHERE lead_id = lead.id), lead.updated_at),"
+        " coalesce((SELECT sum(events) FROM lead_sources WHERE lead_id = lead.id), 0), lead.traits,"
+        " (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
         " FROM (SELECT source, kind, value FROM identities WHERE lead_id = lead.id"
-        " ORDER BY first_seen_at, kind))",
-        "(SELECT json_group_array(DISTINCT source) FROM identities WHERE lead_id = lead.id)",
+        " ORDER BY first_seen_at, kind)),"
+        " (SELECT json_group_array(source) FROM (SELECT source FROM lead_sources WHERE lead_id = lead.id"
+        " UNION SELECT source FROM identities WHERE lead_id = lead.id ORDER BY source))"
     )
 
     def _lead_sql(self, where: str) -> str:
         # Only fixed clauses are joined here; every value is a bound parameter.
-        return (
-            "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, "  # noqa: S608
-            + ", ".join(self.LEAD_PARTS)
-            + f" FROM leads lead WHERE {where} ORDER BY lead.id DESC"
-        )
+        return f"SELECT {self.LEAD_COLUMNS} FROM leads lead WHERE {where} ORDER BY lead.id DESC"  # noqa: S608
 
 
 class PostgresReads(SQLReads):
     """PostgreSQL's dialect of the read queries."""
 
     def _lead_sql(self, where: str) -> str:
-        # Per lead, two lateral subqueries, each one range of a covering index aggregated
-        # in its order (measured against aggregating the page's rows set-based: faster,
-        # PostgreSQL sorts the page's rows for each GROUP BY). The identities are written
-        # out compact, as msgspec writes them (json_agg adds spaces).
+        # Per lead, lateral subqueries, each one short range of a primary key or covering
+        # index aggregated in its order (measured against aggregating the page's rows
+        # set-based: faster, PostgreSQL sorts the page's rows for each GROUP BY). JSON is
+        # written out compact, as msgspec writes it (json_agg adds spaces); sources sort
+        # by code point, as Python sorts them.
         return (
-            "SELECT lead.id, lead.created_at, lead.updated_at, lead.traits, s.seen,"  # noqa: S608
-            " i.identities, i.sources FROM leads lead"
-            " LEFT JOIN LATERAL (SELECT json_agg(json_build_array(source, events, first_seen_at,"
-            " last_seen_at))::text AS seen FROM lead_sources WHERE lead_id = lead.id) s ON true"
+            "SELECT lead.id, lead.created_at, lead.updated_at, coalesce(s.f, lead.created_at),"  # noqa: S608
+            " coalesce(s.z, lead.updated_at), coalesce(s.n, 0)::bigint, lead.traits, i.identities,"
+            " u.sources FROM leads lead"
+            " LEFT JOIN LATERAL (SELECT min(first_seen_at) AS f, max(last_seen_at) AS z, sum(events) AS n"
+            " FROM lead_sources WHERE lead_id = lead.id) s ON true"
             """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
             """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
-            """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities,"""
-            " json_agg(DISTINCT source)::text AS sources FROM identities"
+            """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities FROM identities"""
             " WHERE lead_id = lead.id) i ON true"
-            f" WHERE {where} ORDER BY lead.id DESC"
+            " LEFT JOIN LATERAL (SELECT '[' || string_agg(to_json(source)::text, ','"
+            """ ORDER BY source COLLATE "C") || ']' AS sources FROM (SELECT source FROM lead_sources"""
+            " WHERE lead_id = lead.id UNION SELECT source FROM identities WHERE lead_id = lead.id) x) u"
+            f" ON true WHERE {where} ORDER BY lead.id DESC"
         )
 
 
