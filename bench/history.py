@@ -51,7 +51,8 @@ from receiver.mapping import CompiledMapping, load_dir
 from receiver.pipeline import map_document
 from receiver.problems import Problem
 from receiver.store.base import Delivery, WriteRequest
-from receiver.store.copy import TABLES
+from receiver.store.copy import TABLES, rebuild_lead_sources
+from receiver.store.sql import ADD_LEAD_SOURCE, lead_sources
 from receiver.store.sqlite import SQLiteStore
 
 DAY = 86_400.0
@@ -375,6 +376,7 @@ async def _fill(db: Path, n: int, n_people: int, seed: int, progress: bool) -> S
             bulk.execute("BEGIN")
             bulk.executemany(_insert("deliveries"), deliveries)
             bulk.executemany(_insert("events"), events)
+            bulk.executemany(ADD_LEAD_SOURCE, lead_sources(events))  # what the write path keeps
             bulk.execute("COMMIT")
             summary.events += sum(len(r.events) for r in requests) + len(events)
             summary.deliveries += len(requests) + len(deliveries)
@@ -426,7 +428,8 @@ async def copy_to_postgres(db: Path, url: str, progress: bool = True) -> None:
                         print(f"\r  copy to PostgreSQL: {table} {n:,} ({took:.0f}s)", end="", flush=True)
                 if progress:
                     print()
-            for table in TABLES:
+            await rebuild_lead_sources(conn)
+            for table in (*TABLES, "lead_sources"):
                 await conn.execute(f"VACUUM ANALYZE {table}")
     finally:
         source.close()

@@ -102,7 +102,7 @@ def test_migrate_store_copies_sqlite_into_postgres(data_dir: Path, database_url:
     env = make_env(data_dir, RECEIVER_DATABASE_URL=database_url)
     with TestClient(create_app(Settings.from_env(env))) as client:
         leads = client.get("/v1/leads", params={"email": "p1@example.com"}, headers=key).json()["data"]
-        assert len(leads) == 1 and leads[0]["sources"] == ["croct"]
+        assert len(leads) == 1 and leads[0]["sources"] == ["croct"] and leads[0]["event_count"] == 1
         record = client.get(f"/v1/erasures/{erased['id']}", headers=key).json()
         assert {**record, "caveat": ""} == {**erased, "caveat": ""}
         # Erasure works on the copy.

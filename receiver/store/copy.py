@@ -1,7 +1,8 @@
 """Copy a SQLite store into PostgreSQL (``receiver migrate-store``).
 
 Rows are streamed table by table in chunks, and inserted with ON CONFLICT DO NOTHING,
-so an interrupted copy can simply be run again. Stop the receivers (or point them at
+so an interrupted copy can simply be run again. The per-lead summary (``lead_sources``)
+is not copied but computed again from the copied events. Stop the receivers (or point them at
 PostgreSQL) first: deliveries arriving in SQLite during the copy are not followed.
 """
 
@@ -22,7 +23,6 @@ TABLES = {  # in foreign-key order
                "lead_id", "anonymous_id", "data"],
     "leads": ["id", "merged_into", "created_at", "updated_at", "traits", "trait_times"],
     "identities": ["kind", "value", "source", "known", "lead_id", "first_seen_at"],
-    "lead_sources": ["lead_id", "source", "events", "first_seen_at", "last_seen_at"],
     # The forwarding outbox: messages still pending are sent from PostgreSQL.
     "messages": ["id", "destination", "event_id", "delivery_id", "state", "created_at", "next_attempt_at",
                  "expires_at", "attempts", "lease_owner", "lease_until", "settled_at", "reason", "body"],
@@ -59,9 +59,22 @@ async def copy_sqlite_to_postgres(
                     if progress is not None:
                         progress(table, len(rows))
                 copied[table] = n
+            await rebuild_lead_sources(conn)
     except asyncpg.PostgresError:
         raise
     finally:
         source.close()
         await target.close()
     return copied
+
+
+async def rebuild_lead_sources(conn: asyncpg.Connection) -> None:
+    """The per-lead summary computed from the copied events (whatever version of the
+    SQLite store they came from), replacing what an earlier run of the copy made."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM lead_sources")
+        await conn.execute(
+            "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
+            " SELECT lead_id, source, count(*), min(occurred_at), max(occurred_at) FROM events"
+            " WHERE lead_id IS NOT NULL GROUP BY lead_id, source"
+        )
