@@ -57,3 +57,13 @@ def test_two_processes_one_store(tmp_path: Path, database_url: str, db: DB) -> N
     assert db.count("events") == N
     assert db.count("leads") == PEOPLE
     assert db.rows("SELECT count(DISTINCT lead_id) AS n FROM events")[0]["n"] == PEOPLE
+    # Both processes added to the same leads' summaries at once: nothing lost or doubled.
+    summary = db.rows(
+        "SELECT lead_id, source, events, first_seen_at, last_seen_at FROM lead_sources"
+        " ORDER BY lead_id, source"
+    )
+    assert sum(r["events"] for r in summary) == N
+    assert summary == db.rows(
+        "SELECT lead_id, source, count(*) AS events, min(occurred_at) AS first_seen_at,"
+        " max(occurred_at) AS last_seen_at FROM events GROUP BY lead_id, source ORDER BY lead_id, source"
+    )
