@@ -376,7 +376,7 @@ async def _fill(db: Path, n: int, n_people: int, seed: int, progress: bool) -> S
             bulk.execute("BEGIN")
             bulk.executemany(_insert("deliveries"), deliveries)
             bulk.executemany(_insert("events"), events)
-            bulk.executemany(ADD_LEAD_SOURCE, lead_sources(events))  # what the write path keeps
+            bulk.executemany(ADD_LEAD_SOURCE, lead_sources(events, []))  # what the write path keeps
             bulk.execute("COMMIT")
             summary.events += sum(len(r.events) for r in requests) + len(events)
             summary.deliveries += len(requests) + len(deliveries)

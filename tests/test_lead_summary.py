@@ -1,7 +1,7 @@
-"""The per-lead summary (``lead_sources``) stays what the events say, through every path
-that adds, moves or deletes events: ingest, anonymous ids met later, merges, replays,
-erasure; and a store from before it gets it filled in by its migration. Over HTTP, on
-both backends."""
+"""The per-lead summary (``lead_sources``) stays what the events and identities say,
+through every path that adds, moves or deletes them: ingest, anonymous ids met later,
+merges, replays, erasure; and a store from before it gets it filled in by its migration.
+Over HTTP, on both backends."""
 
 from __future__ import annotations
 
@@ -50,6 +50,15 @@ def rows(db: DB, sql: str) -> list[tuple[Any, ...]]:
                   for r in db.rows(sql))  # fmt: skip
 
 
+def summary_from_events(db: DB) -> list[tuple[Any, ...]]:
+    """What ``lead_sources`` must hold: per lead, a row per source of its events (their
+    count, first and last occurred_at) or of its identities only (0, no times)."""
+    out = {(r[0], r[1]): r for r in rows(db, FROM_EVENTS)}
+    for r in db.rows("SELECT DISTINCT lead_id, source FROM identities WHERE lead_id IS NOT NULL"):
+        out.setdefault((r["lead_id"], r["source"]), (r["lead_id"], r["source"], 0, None, None))
+    return sorted(out.values())
+
+
 def leads_from_events(db: DB) -> dict[str, dict[str, Any]]:
     """Every live lead's counts as the read API gave them before the summary: aggregated
     from its events (created_at/updated_at when it has none) and its identities."""
@@ -74,7 +83,7 @@ def counts(lead: dict[str, Any]) -> dict[str, Any]:
 def check(client: TestClient, db: DB) -> dict[str, dict[str, Any]]:
     """The summary equals the aggregate of the events, and every way of reading a lead
     (a page, one lead, the export, the source filter) answers what the events say."""
-    assert rows(db, SUMMARY) == rows(db, FROM_EVENTS)
+    assert rows(db, SUMMARY) == summary_from_events(db)
     want = leads_from_events(db)
     page = client.get("/v1/leads", headers=KEY, params={"limit": 1000}).json()["data"]
     assert {lead["id"]: counts(lead) for lead in page} == want
@@ -129,14 +138,16 @@ def test_the_summary_follows_every_path_that_moves_events(client: TestClient, db
     assert client.post(f"/v1/deliveries/{one}/replay", headers=KEY).status_code == 200
     assert check(client, db) == want
 
-    # Carol's second delivery names Bob: erasing him (and Ann) takes it, and Carol's event in it.
-    kartra(client, {"id": "3", "email": "carol@example.com"})
+    # Carol's Kartra delivery names Bob: erasing him (and Ann) takes it, and her event in it.
+    # Her Kartra identity stays, so Kartra stays one of her sources, without events.
+    croct(client, "carol@example.com")
     kartra(client, {"id": "3", "email": "carol@example.com"}, form="Referred by bob@example.com")
     carol = lead_of(client, "carol@example.com")
     assert check(client, db)[carol]["event_count"] == 2
     assert client.delete(f"/v1/leads/{survivor}", headers=KEY).status_code == 200
     want = check(client, db)
     assert survivor not in want and want[carol]["event_count"] == 1
+    assert want[carol]["sources"] == ["croct", "kartra"]
     assert not db.rows("SELECT lead_id FROM lead_sources WHERE lead_id = ?", survivor)
 
 

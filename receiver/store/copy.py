@@ -69,12 +69,18 @@ async def copy_sqlite_to_postgres(
 
 
 async def rebuild_lead_sources(conn: asyncpg.Connection) -> None:
-    """The per-lead summary computed from the copied events (whatever version of the
-    SQLite store they came from), replacing what an earlier run of the copy made."""
+    """The leads' sources (``lead_sources``) computed from the copied events and identities
+    (whatever version of the SQLite store they came from), replacing what an earlier run of
+    the copy made."""
     async with conn.transaction():
         await conn.execute("DELETE FROM lead_sources")
         await conn.execute(
             "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
             " SELECT lead_id, source, count(*), min(occurred_at), max(occurred_at) FROM events"
             " WHERE lead_id IS NOT NULL GROUP BY lead_id, source"
+        )
+        await conn.execute(
+            "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
+            " SELECT DISTINCT lead_id, source, 0, NULL, NULL FROM identities WHERE lead_id IS NOT NULL"
+            " ON CONFLICT DO NOTHING"
         )

@@ -230,8 +230,8 @@ class SQLReads:
         table ``leads`` named ``lead``), newest first: id, created_at, updated_at, first and
         last seen, event count (from ``lead_sources``; created_at, updated_at and 0 when it
         has no events), traits, and the JSON text, compact as msgspec writes it, of its
-        identities (in the order first seen) and of its sources (those of its events and
-        identities, sorted)."""
+        identities (in the order first seen) and of its sources (``lead_sources``: those of
+        its events and identities, sorted)."""
         raise NotImplementedError
 
     @staticmethod
@@ -271,13 +271,9 @@ class SQLReads:
             )
             args.append(q.email_sha256)
         if q.source:
-            # One correlated probe of two indexes: written as two EXISTS joined by OR,
-            # PostgreSQL hashes every identity of the source before the first row.
-            where.append(
-                "EXISTS (SELECT 1 FROM lead_sources s WHERE s.lead_id = leads.id AND s.source = ?"
-                " UNION ALL SELECT 1 FROM identities i WHERE i.lead_id = leads.id AND i.source = ?)"
-            )
-            args += [q.source, q.source]
+            # A source of its events or identities: one probe of a primary key per lead.
+            where.append("EXISTS (SELECT 1 FROM lead_sources s WHERE s.lead_id = leads.id AND s.source = ?)")
+            args.append(q.source)
         if q.updated_since:
             where.append("updated_at >= ?")
             args.append(q.updated_since)
@@ -405,8 +401,7 @@ class SQLiteReads(SQLReads):
         " (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
         " FROM (SELECT source, kind, value FROM identities WHERE lead_id = lead.id"
         " ORDER BY first_seen_at, kind)),"
-        " (SELECT json_group_array(source) FROM (SELECT source FROM lead_sources WHERE lead_id = lead.id"
-        " UNION SELECT source FROM identities WHERE lead_id = lead.id ORDER BY source))"
+        " (SELECT json_group_array(source) FROM lead_sources WHERE lead_id = lead.id)"
     )
 
     def _lead_sql(self, where: str) -> str:
@@ -426,17 +421,14 @@ class PostgresReads(SQLReads):
         return (
             "SELECT lead.id, lead.created_at, lead.updated_at, coalesce(s.f, lead.created_at),"  # noqa: S608
             " coalesce(s.z, lead.updated_at), coalesce(s.n, 0)::bigint, lead.traits, i.identities,"
-            " u.sources FROM leads lead"
-            " LEFT JOIN LATERAL (SELECT min(first_seen_at) AS f, max(last_seen_at) AS z, sum(events) AS n"
+            " s.sources FROM leads lead"
+            " LEFT JOIN LATERAL (SELECT min(first_seen_at) AS f, max(last_seen_at) AS z, sum(events) AS n,"
+            """ '[' || string_agg(to_json(source)::text, ',' ORDER BY source COLLATE "C") || ']' AS sources"""
             " FROM lead_sources WHERE lead_id = lead.id) s ON true"
             """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
             """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
             """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities FROM identities"""
-            " WHERE lead_id = lead.id) i ON true"
-            " LEFT JOIN LATERAL (SELECT '[' || string_agg(to_json(source)::text, ','"
-            """ ORDER BY source COLLATE "C") || ']' AS sources FROM (SELECT source FROM lead_sources"""
-            " WHERE lead_id = lead.id UNION SELECT source FROM identities WHERE lead_id = lead.id) x) u"
-            f" ON true WHERE {where} ORDER BY lead.id DESC"
+            f" WHERE lead_id = lead.id) i ON true WHERE {where} ORDER BY lead.id DESC"
         )
 
 

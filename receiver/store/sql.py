@@ -137,16 +137,20 @@ INSERT_LEAD = (
 INSERT_IDENTITY = (
     "INSERT INTO identities (kind, value, source, known, lead_id, first_seen_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
-# The per-lead summary (migration lead_sources): what a batch adds is added in SQL, so two
-# writers adding to one lead at once both count (portable: no least()/min() of two values).
+# A lead's sources (migration lead_sources), with the count and first and last occurred_at
+# of its events from each: what a batch adds is added in SQL, so two writers adding to one
+# lead at once both count. A NULL time (a source of identities only) gives way to any
+# other (portable: no least()/min() of two values).
 ADD_LEAD_SOURCE = (
     "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
     " VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (lead_id, source) DO UPDATE SET"
     " events = lead_sources.events + excluded.events,"
-    " first_seen_at = CASE WHEN excluded.first_seen_at < lead_sources.first_seen_at"
+    " first_seen_at = CASE WHEN lead_sources.first_seen_at IS NULL"
+    " OR excluded.first_seen_at < lead_sources.first_seen_at"
     " THEN excluded.first_seen_at ELSE lead_sources.first_seen_at END,"
-    " last_seen_at = CASE WHEN excluded.last_seen_at > lead_sources.last_seen_at"
+    " last_seen_at = CASE WHEN lead_sources.last_seen_at IS NULL"
+    " OR excluded.last_seen_at > lead_sources.last_seen_at"
     " THEN excluded.last_seen_at ELSE lead_sources.last_seen_at END"
 )
 MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
@@ -154,9 +158,11 @@ MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
     " SELECT ?, source, events, first_seen_at, last_seen_at FROM lead_sources WHERE lead_id = ?"
     " ON CONFLICT (lead_id, source) DO UPDATE SET"
     " events = lead_sources.events + excluded.events,"
-    " first_seen_at = CASE WHEN excluded.first_seen_at < lead_sources.first_seen_at"
+    " first_seen_at = CASE WHEN lead_sources.first_seen_at IS NULL"
+    " OR excluded.first_seen_at < lead_sources.first_seen_at"
     " THEN excluded.first_seen_at ELSE lead_sources.first_seen_at END,"
-    " last_seen_at = CASE WHEN excluded.last_seen_at > lead_sources.last_seen_at"
+    " last_seen_at = CASE WHEN lead_sources.last_seen_at IS NULL"
+    " OR excluded.last_seen_at > lead_sources.last_seen_at"
     " THEN excluded.last_seen_at ELSE lead_sources.last_seen_at END"
 )
 SAVE_LEAD = "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE id = ?"
@@ -221,7 +227,7 @@ class Pending:
         )  # fmt: skip
 
     async def flush(self, x: Executor, cache: LeadCache) -> None:
-        added = lead_sources(self.events)
+        added = lead_sources(self.events, self.identities)
         # In the order the foreign keys need: a delivery before its events and keys.
         for sql, rows in (
             (INSERT_LEAD, self.leads),
@@ -248,11 +254,15 @@ class Pending:
             self.touched.clear()
 
 
-def lead_sources(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """What event rows (as ``INSERT_EVENT`` takes them) add to ``lead_sources``: per
-    (lead, source), how many and the first and last occurred_at. Events of no lead add
-    nothing (an anonymous id met later brings them: ``adopt_anonymous``)."""
+def lead_sources(events: list[tuple[Any, ...]], identities: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """What event and identity rows (as ``INSERT_EVENT`` and ``INSERT_IDENTITY`` take
+    them) add to ``lead_sources``: per (lead, source), how many events and their first and
+    last occurred_at. Rows of no lead add nothing (an anonymous id met later brings them:
+    ``link_identity``, ``adopt_anonymous``)."""
     seen: dict[tuple[str, str], list[Any]] = {}
+    for row in identities:
+        if row[4] is not None:
+            seen.setdefault((row[4], row[2]), [0, None, None])
     for row in events:
         lead_id = row[7]
         if lead_id is None:
@@ -261,6 +271,8 @@ def lead_sources(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         s = seen.get((lead_id, row[2]))
         if s is None:
             seen[(lead_id, row[2])] = [1, at, at]
+        elif s[0] == 0:
+            s[:] = [1, at, at]
         else:
             s[0] += 1
             if at < s[1]:
@@ -271,14 +283,21 @@ def lead_sources(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 async def recount_leads(x: Executor, lead_ids: list[str]) -> None:
-    """``lead_sources`` of these leads computed again from their events: after events
-    were deleted (a replay, an erasure), which cannot be subtracted from a first or last."""
+    """``lead_sources`` of these leads computed again from their events and identities:
+    after events were deleted (a replay, an erasure), which cannot be subtracted from a
+    first or last."""
     for lead_id in lead_ids:
         await x.run("DELETE FROM lead_sources WHERE lead_id = ?", (lead_id,))
         await x.run(
             "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
             " SELECT lead_id, source, count(*), min(occurred_at), max(occurred_at) FROM events"
             " WHERE lead_id = ? GROUP BY lead_id, source",
+            (lead_id,),
+        )
+        await x.run(
+            "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
+            " SELECT DISTINCT lead_id, source, 0, NULL, NULL FROM identities WHERE lead_id = ?"
+            " ON CONFLICT DO NOTHING",
             (lead_id,),
         )
 
@@ -500,10 +519,15 @@ class SQLLeadRepo:
 
     async def link_identity(self, ident: Identity, lead_id: str) -> None:
         await self.flush()  # the identity may be one of the batch's
+        row = await self.x.one(
+            "SELECT source FROM identities WHERE kind = ? AND value = ?", (ident.kind, ident.value)
+        )
         await self.x.run(
             "UPDATE identities SET lead_id = ? WHERE kind = ? AND value = ?",
             (lead_id, ident.kind, ident.value),
         )
+        if row is not None:  # its source is the lead's now
+            await self.x.run(ADD_LEAD_SOURCE, (lead_id, row[0], 0, None, None))
         self.cache.idents[(ident.kind, ident.value)] = lead_id
 
     async def merge_into(self, survivor: str, loser: str, now: str) -> None:
