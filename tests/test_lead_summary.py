@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,6 +17,7 @@ from conftest import AUTH, DB, SECRETS
 from starlette.testclient import TestClient
 
 from receiver import Settings, create_app
+from receiver.config import shipped_mappings_dir
 
 KEY = {"Authorization": f"Bearer {SECRETS['RECEIVER_API_KEY']}"}
 SUMMARY = "SELECT lead_id, source, events, first_seen_at, last_seen_at FROM lead_sources"
@@ -178,3 +181,50 @@ def test_a_store_from_before_the_summary_gets_it_from_its_events(settings: Setti
         # And it is kept from there on.
         kartra(client, {"id": "1", "email": "ann@example.com"}, form="Newsletter")
         assert sorted(lead["event_count"] for lead in check(client, db).values()) == [1, 4]
+
+
+def test_replays_after_a_mapping_change_move_first_and_last_seen(
+    tmp_path: Path, env: dict[str, str], db: DB
+) -> None:
+    """A replay under a changed mapping: the replayed events get other times, then none."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(shipped_mappings_dir(), mappings)
+    settings = Settings.from_env({**env, "RECEIVER_MAPPINGS_DIR": str(mappings)})
+
+    def replay_kartra_under(old: str, new: str) -> dict[str, Any]:
+        kartra_yaml = mappings / "kartra.yaml"
+        text = kartra_yaml.read_text()
+        assert old in text
+        kartra_yaml.write_text(text.replace(old, new))
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            assert client.post("/v1/replay", headers=KEY, params={"source": "kartra"}).status_code == 200
+            return check(client, db)
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for day in (1, 2, 3):
+            details = {
+                "form_id": "3",
+                "transaction_details": {"transaction_date": f"2026-01-0{day} 10:00:00"},
+                "later": f"2026-02-0{day} 10:00:00",
+            }
+            r = client.post(
+                "/hooks/kartra",
+                json={"lead": {"id": "1", "email": "dee@example.com"}, "action": "filled_form",
+                      "action_details": details},
+                **AUTH["kartra"],
+            )  # fmt: skip
+            assert r.status_code == 202, r.text
+        croct(client, "dee@example.com")
+        dee = lead_of(client, "dee@example.com")
+        lead = check(client, db)[dee]
+        assert lead["first_seen_at"].startswith("2026-01-01") and lead["event_count"] == 4
+    # Its Kartra events now occur a month later: its first and last Kartra events move.
+    lead = replay_kartra_under(
+        "/action_details/transaction_details/transaction_date]", "/action_details/later]"
+    )
+    assert lead and lead[dee]["event_count"] == 4
+    kartra_first = db.rows("SELECT first_seen_at FROM lead_sources WHERE source = 'kartra'")
+    assert [r["first_seen_at"][:10] for r in kartra_first] == ["2026-02-01"]
+    # Then form fills are no longer mapped: Kartra stays a source (its identity), no events.
+    lead = replay_kartra_under("  filled_form: lead.captured\n", "")
+    assert lead[dee]["event_count"] == 1 and lead[dee]["sources"] == ["croct", "kartra"]

@@ -302,6 +302,47 @@ async def recount_leads(x: Executor, lead_ids: list[str]) -> None:
         )
 
 
+async def subtract_events(x: Executor, deleted: list[tuple[str, str, str]]) -> None:
+    """``lead_sources`` without these deleted events, (lead, source, occurred_at): a replay
+    of one delivery of a lead with many, costing no more than the delivery. Counts go down
+    (in SQL, which also locks the row against another writer until the end of the
+    transaction); only where a deleted event was the first or the last of its lead and
+    source are the remaining ones read for the new first and last, and a source left
+    with no events and no identities goes."""
+    gone: dict[tuple[str, str], list[Any]] = {}
+    for lead_id, source, at in deleted:
+        g = gone.setdefault((lead_id, source), [0, at, at])
+        g[0] += 1
+        g[1], g[2] = min(g[1], at), max(g[2], at)
+    for (lead_id, source), (n, first, last) in gone.items():
+        key = (lead_id, source)
+        await x.run("UPDATE lead_sources SET events = events - ? WHERE lead_id = ? AND source = ?", (n, *key))
+        row = await x.one(
+            "SELECT events, first_seen_at, last_seen_at FROM lead_sources WHERE lead_id = ? AND source = ?",
+            key,
+        )
+        if row is None:
+            continue
+        if row[0] <= 0:
+            if await x.one("SELECT 1 FROM identities WHERE lead_id = ? AND source = ? LIMIT 1", key) is None:
+                await x.run("DELETE FROM lead_sources WHERE lead_id = ? AND source = ?", key)
+            else:
+                await x.run(
+                    "UPDATE lead_sources SET events = 0, first_seen_at = NULL, last_seen_at = NULL"
+                    " WHERE lead_id = ? AND source = ?",
+                    key,
+                )
+        elif row[1] is None or row[2] is None or first <= row[1] or last >= row[2]:
+            await x.run(
+                "UPDATE lead_sources SET first_seen_at = (SELECT min(occurred_at) FROM events e"
+                " WHERE e.lead_id = lead_sources.lead_id AND e.source = lead_sources.source),"
+                " last_seen_at = (SELECT max(occurred_at) FROM events e"
+                " WHERE e.lead_id = lead_sources.lead_id AND e.source = lead_sources.source)"
+                " WHERE lead_id = ? AND source = ?",
+                key,
+            )
+
+
 def window_start(received_at: str, seconds: int) -> str:
     t = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
     return rfc3339(t - timedelta(seconds=seconds))
@@ -341,14 +382,17 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
         await repo.flush()  # it reads and rewrites this delivery's rows
         # The n-th event keeps the id the n-th event had: the same as ids.event_id gives,
         # except for events stored before ids were derived (0.1), whose links survive too.
-        kept = await x.all("SELECT id, data, lead_id FROM events WHERE delivery_id = ? ORDER BY id", (d.id,))
+        kept = await x.all(
+            "SELECT id, data, lead_id, source, occurred_at FROM events WHERE delivery_id = ? ORDER BY id",
+            (d.id,),
+        )
         for event, row in zip(req.events, kept, strict=False):
             event.id = row[0]
         if req.forward:  # an event that comes out as it was is not forwarded again
             replaced = {bytes(row[1]) for row in kept}
         await x.run("DELETE FROM events WHERE delivery_id = ?", (d.id,))
         # The replaced events leave their leads' summaries; the new ones join at the flush.
-        await recount_leads(x, sorted({row[2] for row in kept if row[2] is not None}))
+        await subtract_events(x, [(row[2], row[3], row[4]) for row in kept if row[2] is not None])
         await x.run(
             "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",
             (d.status, _enc(d.reasons).decode(), d.mapping, d.id),
