@@ -104,3 +104,33 @@ def test_the_csv_export_is_the_ndjson_export_line_by_line(client: TestClient) ->
     body = client.get("/v1/events", headers={**KEY, "Accept": "text/csv"}).content
     header = (",".join(export.EVENT_COLUMNS) + "\r\n").encode()
     assert body == header + b"".join(expected_line(e) for e in events)
+
+
+def test_an_export_reads_chunk_after_chunk_and_may_be_left_midway(client: TestClient) -> None:
+    from receiver.app import service_of
+    from receiver.store.base import EventQuery
+
+    for i in range(5):
+        croct(client, {"type": "eventOccurred", "name": f"e{i}", "clientId": f"c{i}"})
+    store: Any = service_of(client.app).store
+
+    async def read(size: int, keep: int) -> list[list[Any]]:
+        chunks: list[list[Any]] = []
+        export_events = store.export_events(EventQuery(), size)
+        async for chunk in export_events:
+            chunks.append(chunk)
+            if len(chunks) == keep:
+                await export_events.aclose()  # the next chunk is being read meanwhile
+                break
+        return chunks
+
+    assert client.portal is not None
+    every = client.portal.call(read, 2, 99)
+    assert [len(chunk) for chunk in every] == [2, 2, 1]
+    ndjson = client.get("/v1/events", headers={**KEY, "Accept": "application/x-ndjson"}).content
+    assert [json.loads(data)["id"] for chunk in every for data, _ in chunk] == [
+        json.loads(line)["id"] for line in ndjson.splitlines()
+    ]
+    assert [len(chunk) for chunk in client.portal.call(read, 2, 1)] == [2]
+    assert [len(chunk) for chunk in client.portal.call(read, 5, 99)] == [5]  # and an empty read
+    assert len(client.get("/v1/events", headers=KEY).json()["data"]) == 5  # the store still answers

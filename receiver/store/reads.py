@@ -15,6 +15,7 @@ event documents are answered as stored, never decoded and encoded again (see
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -58,6 +59,12 @@ class LeadRecord(msgspec.Struct, gc=False):
     identities: list[IdentityRecord]
     sources: list[str]
     event_count: int
+
+
+def _drop(read: asyncio.Future[Any]) -> None:
+    """Retrieve what a dropped read ahead ended with, so that nothing reports it."""
+    if not read.cancelled():
+        read.exception()
 
 
 def _builtins(record: LeadRecord) -> dict[str, Any]:
@@ -160,16 +167,24 @@ class SQLReads:
         self, query: Query, keyset: Callable[[Any], Keyset], size: int
     ) -> AsyncIterator[list[Any]]:
         """Every row ``query`` matches, ``size`` at a time: keyset pages, each its own
-        short read, so an export holds no snapshot open and one chunk in memory."""
-        after = None
-        while True:
-            sql, args = query(after, size)
-            rows = await self._all(sql, args)
-            if rows:
-                yield rows
-            if len(rows) < size:
-                return
-            after = keyset(rows[-1])
+        short read, so an export holds no snapshot open and at most two chunks in memory.
+        The next chunk is asked for before this one is handed over: the database reads
+        it while the caller formats this one (PostgreSQL, on another core, in parallel)."""
+        sql, args = query(None, size)
+        pending: asyncio.Future[list[Any]] | None = asyncio.ensure_future(self._all(sql, args))
+        try:
+            while pending is not None:
+                rows = await pending
+                pending = None
+                if len(rows) == size:
+                    sql, args = query(keyset(rows[-1]), size)
+                    pending = asyncio.ensure_future(self._all(sql, args))
+                if rows:
+                    yield rows
+        finally:
+            if pending is not None:  # the export was abandoned: drop the read ahead
+                pending.add_done_callback(_drop)
+                pending.cancel()
 
     async def live_lead_id(self, lead_id: str) -> str | None:
         row = await self._one("SELECT id, merged_into FROM leads WHERE id = ?", (lead_id,))
