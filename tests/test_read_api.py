@@ -146,6 +146,24 @@ def test_deliveries_log_with_bodies_and_reasons(client: TestClient) -> None:
     assert client.get("/v1/deliveries/nope", headers=KEY).status_code == 404
 
 
+def test_a_page_of_deliveries_lists_each_as_its_record_says(client: TestClient) -> None:
+    for i in range(3):
+        croct(client, page_view(i))
+    client.post("/hooks/croct", json={"type": "goalCompleted", "goalId": "x"}, **AUTH["croct"])
+    first = client.get("/v1/deliveries", headers=KEY, params={"limit": 2}).json()
+    rest = client.get("/v1/deliveries", headers=KEY, params={"cursor": first["next_cursor"]}).json()
+    page = first["data"] + rest["data"]
+    assert len(page) == 4 and rest["next_cursor"] is None
+    assert [d["id"] for d in page] == sorted((d["id"] for d in page), reverse=True)
+    assert {d["status"] for d in page} == {"accepted", "rejected"}
+    keys = ["id", "source", "received_at", "method", "path", "content_type", "status"]
+    keys += ["idempotency_key", "mapping", "body_format", "reasons"]
+    for listed in page:
+        assert list(listed) == keys
+        record = client.get(f"/v1/deliveries/{listed['id']}", headers=KEY).json()
+        assert listed == {k: record[k] for k in keys}
+
+
 def test_replay_twice_does_not_double(client: TestClient, db: DB) -> None:
     for i in range(3):
         croct(client, page_view(i))

@@ -323,8 +323,11 @@ class ReadAPI:
 
     async def deliveries(self, request: Request) -> Response:
         limit = _limit(request)
-        rows = await self.store.list_deliveries(self._delivery_query(request), _cursor(request), limit + 1)
-        return _page(rows, limit)
+        q = self._delivery_query(request)
+        rows = await self.store.list_delivery_records(q, _cursor(request), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JSONResponse({"data": rows, "next_cursor": encode_cursor(rows[-1].id) if more else None})
 
     async def delivery(self, request: Request) -> Response:
         record = await self.store.get_delivery_record(request.path_params["id"])

@@ -16,6 +16,7 @@ as stored, never decoded and encoded again (see ``event_json``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -57,6 +58,12 @@ class LeadRecord(msgspec.Struct, gc=False):
     identities: list[IdentityRecord]
     sources: list[str]
     event_count: int
+
+
+def _drop(read: asyncio.Future[Any]) -> None:
+    """Retrieve what a dropped read ahead ended with, so that nothing reports it."""
+    if not read.cancelled():
+        read.exception()
 
 
 def _builtins(record: LeadRecord) -> dict[str, Any]:
@@ -126,6 +133,25 @@ _DELIVERY_COLUMNS = (
 _DELIVERY_LIST = ", ".join((*_DELIVERY_COLUMNS, "reasons"))
 
 
+class DeliveryRecord(msgspec.Struct, gc=False):
+    """A delivery as a page of deliveries lists it (docs/read-api.md); encodes like the
+    dict ``list_deliveries`` gives. Its reasons stay the JSON text they are stored as, and
+    the garbage collector never tracks it: a page of 1,000 dicts and lists made the
+    collector run several times per page, and now and then through the whole heap."""
+
+    id: str
+    source: str
+    received_at: str
+    method: str
+    path: str
+    content_type: str
+    status: str
+    idempotency_key: str | None
+    mapping: str | None
+    body_format: str
+    reasons: msgspec.Raw
+
+
 class SQLReads:
     """Queries in portable SQL with ``?`` placeholders. A backend supplies ``_all`` and
     ``_one``, and its dialect (below) ``LEAD_PARTS``."""
@@ -140,16 +166,24 @@ class SQLReads:
         self, query: Query, keyset: Callable[[Any], Keyset], size: int
     ) -> AsyncIterator[list[Any]]:
         """Every row ``query`` matches, ``size`` at a time: keyset pages, each its own
-        short read, so an export holds no snapshot open and one chunk in memory."""
-        after = None
-        while True:
-            sql, args = query(after, size)
-            rows = await self._all(sql, args)
-            if rows:
-                yield rows
-            if len(rows) < size:
-                return
-            after = keyset(rows[-1])
+        short read, so an export holds no snapshot open and at most two chunks in memory.
+        The next chunk is asked for before this one is handed over: the database reads
+        it while the caller formats this one (PostgreSQL, on another core, in parallel)."""
+        sql, args = query(None, size)
+        pending: asyncio.Future[list[Any]] | None = asyncio.ensure_future(self._all(sql, args))
+        try:
+            while pending is not None:
+                rows = await pending
+                pending = None
+                if len(rows) == size:
+                    sql, args = query(keyset(rows[-1]), size)
+                    pending = asyncio.ensure_future(self._all(sql, args))
+                if rows:
+                    yield rows
+        finally:
+            if pending is not None:  # the export was abandoned: drop the read ahead
+                pending.add_done_callback(_drop)
+                pending.cancel()
 
     async def live_lead_id(self, lead_id: str) -> str | None:
         row = await self._one("SELECT id, merged_into FROM leads WHERE id = ?", (lead_id,))
@@ -336,14 +370,25 @@ class SQLReads:
             where.append("status != 'accepted'")
         return where, args
 
-    async def list_deliveries(self, q: DeliveryQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+    async def _delivery_rows(self, q: DeliveryQuery, before: str | None, limit: int) -> list[Any]:
         where, args = self._delivery_where(q)
         if before:
             where.append("id < ?")
             args.append(before)
         sql = _select(_DELIVERY_LIST, "deliveries", where, "id DESC") + " LIMIT ?"
-        rows = await self._all(sql, [*args, limit])
-        return [self._delivery(r, with_body=False) for r in rows]
+        return await self._all(sql, [*args, limit])
+
+    async def list_deliveries(self, q: DeliveryQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
+        return [self._delivery(r, with_body=False) for r in await self._delivery_rows(q, before, limit)]
+
+    async def list_delivery_records(
+        self, q: DeliveryQuery, before: str | None, limit: int
+    ) -> list[DeliveryRecord]:
+        """A page of deliveries as the API answers it."""
+        return [
+            DeliveryRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], msgspec.Raw(r[10]))
+            for r in await self._delivery_rows(q, before, limit)
+        ]
 
     async def get_delivery_record(self, delivery_id: str) -> dict[str, Any] | None:
         row = await self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
