@@ -1,7 +1,12 @@
 """CPU per delivery, in process: the ingest bench's mix pushed through the ASGI app.
 
     .venv/bin/python bench/ingest_cpu.py [--deliveries 4000] [--rounds 5] [--concurrency 64]
-    PYTHONPATH=/path/to/other/checkout .venv/bin/python bench/ingest_cpu.py   # another version
+
+Another checkout, side by side (``-S`` keeps this one's editable install out of the way;
+run it from outside the checkout):
+
+    PYTHONPATH=/path/to/other:$PWD/.venv/lib/python3.11/site-packages \
+        .venv/bin/python -S bench/ingest_cpu.py
 
 The app is the one ``receiver serve`` runs (uvloop, the access log queued to its thread
 as ``logs.setup`` does, a real SQLite store in a temporary directory); ``concurrency``
@@ -33,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import SECRETS, _templates  # noqa: E402
+from ingest import SECRETS, _templates
 
 
 def requests(n: int, tag: str) -> list[tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]]:
@@ -119,6 +124,12 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the whole run
     logs.setup("info")
     app = create_app(Settings.from_env())
+    try:  # as ``receiver serve`` does (absent from older checkouts)
+        from receiver.gc_tuning import tune_for_serving
+    except ImportError:
+        pass
+    else:
+        tune_for_serving()
     stored = 0
     rows: list[tuple[float, float, float]] = []
     async with app.router.lifespan_context(app):
@@ -144,7 +155,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 sys.exit("some deliveries were not accepted")
     deliveries, events = counts(work / "receiver.db")
     verdict = "ok" if deliveries == events == stored else "MISSING OR UNMAPPED"
-    print(f"store check: {verdict}: {stored} sent, {deliveries} accepted, {events} events", file=sys.__stdout__)
+    out = sys.__stdout__
+    print(f"store check: {verdict}: {stored} sent, {deliveries} accepted, {events} events", file=out)
     med = [statistics.median(x[i] for x in rows) for i in range(3)]
     print(f"loop_us={med[0]:.1f} writer_us={med[1]:.1f} total_us={med[2]:.1f}", file=sys.__stdout__)
 

@@ -77,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from . import logs, serving
     from .app import create_app, service_of
+    from .gc_tuning import tune_for_serving
 
     try:
         settings = Settings.from_env()
@@ -102,6 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         banner(svc.mappings, svc.credentials, (base or f"http://{args.host}:{args.port}").rstrip("/"))
     )
     sys.stdout.flush()
+    tune_for_serving()
     uvicorn.run(
         app,
         host=args.host,
