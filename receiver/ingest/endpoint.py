@@ -439,7 +439,7 @@ class Ingest:
 
     async def _store(self, request: WriteRequest) -> WriteResult:
         try:
-            return await self.writer.submit(request)
+            return await self.writer.enqueue(request)
         except Overloaded:
             raise unavailable("the write queue is full; retry shortly") from None
         except StorageError:
