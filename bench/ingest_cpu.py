@@ -33,6 +33,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,19 @@ async def push(app: Any, reqs: list[Any], concurrency: int) -> list[int]:
     return statuses
 
 
+def by_thread() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by name (Linux: /proc)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rpartition(")")[2].split()
+        name = "main" if int(task.name) == threading.main_thread().native_id else names.get(int(task.name), "?")
+        name = name.split("_")[0]
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def counts(db: Path) -> tuple[int, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -137,9 +151,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         stored += args.warmup
         for r in range(args.rounds):
             reqs = requests(args.deliveries, f"r{r}-{time.time_ns()}")
-            t0, p0, w0 = time.thread_time(), time.process_time(), time.perf_counter()
+            t0, p0, w0, th0 = time.thread_time(), time.process_time(), time.perf_counter(), by_thread()
             statuses = await push(app, reqs, args.concurrency)
-            t1, p1, w1 = time.thread_time(), time.process_time(), time.perf_counter()
+            t1, p1, w1, th1 = time.thread_time(), time.process_time(), time.perf_counter(), by_thread()
             bad = sum(1 for s in statuses if not 200 <= s < 300)
             stored += len(reqs)
             n = len(reqs)
@@ -151,6 +165,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 file=sys.__stdout__,
                 flush=True,
             )
+            threads = "  ".join(
+                f"{name} {(th1[name] - th0.get(name, 0.0)) / n * 1e6:.1f}" for name in sorted(th1) if name != "main"
+            )
+            print(f"         other threads, µs per delivery: {threads}", file=sys.__stdout__)
             if bad:
                 sys.exit("some deliveries were not accepted")
     deliveries, events = counts(work / "receiver.db")
