@@ -1,7 +1,7 @@
 """A compiled mapping: its plan, and the functions that run it on a delivery.
 
 Compilation happens once, at start-up (``compile.py`` builds the plan, the executor turns
-its outputs into functions, the constraints into one walk). Per delivery: ``redact`` the
+its outputs and its constraints into functions). Per delivery: ``redact`` the
 raw document before it is stored, then ``map`` it: choose each item's event and type,
 apply the rewrites, check the vendor's constraints, build the canonical event.
 """
