@@ -163,7 +163,7 @@ def _stored_headers(request: IncomingRequest, secret: frozenset[str]) -> dict[st
             continue
         if len(out) >= MAX_STORED_HEADERS:
             break
-        if _JWT.match(v):  # keep a token's claims, never a usable token
+        if v.count(".") == 2 and _JWT.match(v):  # keep a token's claims, never a usable token
             v = v.rsplit(".", 1)[0] + ".<signature removed>"
         out[k] = v
     return out
