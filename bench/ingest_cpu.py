@@ -112,8 +112,8 @@ def by_thread() -> dict[str, float]:
     tick = os.sysconf("SC_CLK_TCK")
     for task in Path("/proc/self/task").iterdir():
         fields = (task / "stat").read_text().rpartition(")")[2].split()
-        name = "main" if int(task.name) == threading.main_thread().native_id else names.get(int(task.name), "?")
-        name = name.split("_")[0]
+        tid = int(task.name)
+        name = "main" if tid == threading.main_thread().native_id else names.get(tid, "?").split("_")[0]
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
 
@@ -166,7 +166,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 flush=True,
             )
             threads = "  ".join(
-                f"{name} {(th1[name] - th0.get(name, 0.0)) / n * 1e6:.1f}" for name in sorted(th1) if name != "main"
+                f"{name} {(th1[name] - th0.get(name, 0.0)) / n * 1e6:.1f}"
+                for name in sorted(th1)
+                if name != "main"
             )
             print(f"         other threads, µs per delivery: {threads}", file=sys.__stdout__)
             if bad:
