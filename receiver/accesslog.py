@@ -12,6 +12,7 @@ Uvicorn's own access log prints the raw query string (``?token=…``), so it is 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -88,5 +89,10 @@ def message(fields: Fields) -> str:
 def line(fields: Fields) -> str:
     """The whole line, as the log's formatter (``logs.FORMAT``) writes any record."""
     when = fields[0]
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-    return f"{stamp},{int(when * 1000) % 1000:03d} INFO {log.name} {message(fields)}\n"
+    return f"{_stamp(int(when))},{int(when * 1000) % 1000:03d} INFO {log.name} {message(fields)}\n"
+
+
+@functools.lru_cache(maxsize=4)
+def _stamp(second: int) -> str:
+    """The local date and time of a second (lines written together share theirs)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import shlex
 import sys
@@ -78,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from . import logs, serving
     from .app import create_app, service_of
+    from .gc_tuning import tune_for_serving
 
     try:
         settings = Settings.from_env()
@@ -103,12 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         banner(svc.mappings, svc.credentials, (base or f"http://{args.host}:{args.port}").rstrip("/"))
     )
     sys.stdout.flush()
-    # What is built by now (modules, compiled mappings, settings) lives as long as the
-    # process: moved out of the collector's sight, a full collection no longer walks its
-    # ~70k objects (~10-35 ms, now and then in the middle of a request: the tail of page
-    # latencies). What the requests allocate is collected as before.
-    gc.collect()
-    gc.freeze()
+    tune_for_serving()
     uvicorn.run(
         app,
         host=args.host,

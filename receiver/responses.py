@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -17,6 +18,15 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return _encode(content)
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        # Every webhook answer comes through here: the two headers Starlette's general
+        # version would add, without its checks for what cannot happen without headers.
+        if headers or self.status_code < 200 or self.status_code in (204, 304):
+            super().init_headers(headers)
+            return
+        length = b"%d" % len(self.body)
+        self.raw_headers = [(b"content-length", length), (b"content-type", b"application/json")]
 
 
 def problem_response(p: Problem) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from .logs import failure
@@ -37,14 +38,16 @@ class Writer:
         """Fills a request's ``forward`` (the messages to write with its events)."""
         self.committed = committed
         """Called after each committed batch (wakes the forwarder)."""
-        self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteResult]]] = asyncio.Queue(
-            maxsize=queue_size
-        )
+        self.queue_size = queue_size
+        # A deque and one wake-up future rather than an asyncio.Queue: a put and a get
+        # cost a few Python calls each, per delivery, on the event loop.
+        self._queue: deque[tuple[WriteRequest, asyncio.Future[WriteResult]]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="receiver-writer")
@@ -52,7 +55,7 @@ class Writer:
     async def stop(self) -> None:
         if self._task is not None:
             # Let what is queued commit before the process goes away.
-            while not self._queue.empty() and not self._task.done():
+            while self._queue and not self._task.done():
                 await asyncio.sleep(0.01)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -60,25 +63,34 @@ class Writer:
             self._task = None
 
     async def submit(self, request: WriteRequest) -> WriteResult:
-        if self._task is None or self._task.done():
+        return await self.enqueue(request)
+
+    def enqueue(self, request: WriteRequest) -> asyncio.Future[WriteResult]:
+        """``submit`` without its coroutine: queue the request (or raise at once) and give
+        the future its result arrives in."""
+        task = self._task
+        if task is None or task.done():
             raise StorageError("the writer is not running")
+        if len(self._queue) >= self.queue_size:
+            raise Overloaded
         if self.route is not None:
             self.route(request)
-        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((request, future))
-        except asyncio.QueueFull:
-            raise Overloaded from None
-        return await future
+        future: asyncio.Future[WriteResult] = task.get_loop().create_future()
+        self._queue.append((request, future))
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        return future
 
     async def _run(self) -> None:
+        queue = self._queue
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.batch_max:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
+            while not queue:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+            self._wakeup = None
+            batch = [queue.popleft() for _ in range(min(len(queue), self.batch_max))]
             try:
                 results = await self.store.write_batch([r for r, _ in batch])
             except Exception as e:  # the transaction failed: nothing in it is stored

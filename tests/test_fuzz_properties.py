@@ -686,3 +686,52 @@ def test_what_was_tried(app: App) -> None:
     print("bodies tried:", dict(sorted(app.tried.items())), "answers:", dict(sorted(app.statuses.items())))
     assert all(n >= EXAMPLES for n in mutated.values()), app.tried
     assert any(200 <= s < 300 for s in app.statuses) and any(400 <= s < 500 for s in app.statuses)
+
+
+#: Bytes that make percent-escapes, malformed ones and the characters that decide how a
+#: form value is decoded ('=', line breaks, '+'), and some UTF-8.
+_ESCAPE_PIECES = st.sampled_from(
+    [
+        b"%",
+        b"%4",
+        b"%41",
+        b"%e2%82%ac",
+        b"%E2%82",
+        b"%zz",
+        b"%%",
+        b"=",
+        b"\r",
+        b"\n",
+        b"+",
+        b"a",
+        b"9",
+        b"F",
+        b"\xc3\xa9",
+        b"\xff",
+        b"%00",
+        b"%3D",
+        b"%0a",
+    ]
+)
+
+
+@settings(FUZZ, max_examples=2000)
+@given(pieces=st.lists(_ESCAPE_PIECES, max_size=12))
+def test_form_values_are_percent_decoded_as_the_stdlib_does(pieces: list[bytes]) -> None:
+    """Whatever the escapes, well-formed or not, a form value decodes as
+    ``urllib.parse.unquote_to_bytes`` decodes it ('+' a space), or is a 400."""
+    from urllib.parse import unquote_to_bytes
+
+    from receiver.problems import Problem
+
+    raw = b"".join(pieces)
+    try:
+        expected: str | None = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        expected = None
+    if expected is None or "\x00" in expected:
+        with pytest.raises(Problem) as e:
+            parse_form(b"v=" + raw)
+        assert e.value.status == 400
+    else:
+        assert parse_form(b"v=" + raw) == {"v": expected}

@@ -348,7 +348,14 @@ def test_operations_endpoints(client: TestClient) -> None:
     metrics = client.get("/metrics").text
     assert 'receiver_deliveries_total{source="kartra",status="accepted"} 1.0' in metrics
     assert 'receiver_deliveries_total{source="kartra",status="unauthorized"} 1.0' in metrics
-    assert "receiver_ingest_seconds_bucket" in metrics and "receiver_queue_depth" in metrics
+    assert "receiver_queue_depth" in metrics
+    # Both kartra answers are in the latency histogram: cumulative buckets, +Inf the count.
+    samples = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith("receiver_ingest"))
+    assert samples['receiver_ingest_seconds_bucket{le="+Inf",source="kartra"}'] == "2.0"
+    assert samples['receiver_ingest_seconds_count{source="kartra"}'] == "2.0"
+    buckets = [float(v) for k, v in samples.items() if k.startswith("receiver_ingest_seconds_bucket")]
+    assert buckets == sorted(buckets) and len(buckets) == 12
+    assert 0 < float(samples['receiver_ingest_seconds_sum{source="kartra"}']) < 30
     spec = client.get("/openapi.json").json()
     for path in (
         "/hooks/kartra",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from starlette.requests import ClientDisconnect
+
 from ..problems import Problem
 from .deadline import deadlines
 from .request import IncomingRequest
@@ -34,13 +36,22 @@ async def read_body(request: IncomingRequest, limit: int, timeout: float = 30.0)
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
+    receive = request.receive  # the ASGI messages, without an async generator per request
     task = deadlines.start(timeout)
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
+        while True:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large(limit)
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect()
     except asyncio.CancelledError:
         if deadlines.finish(task):
             raise too_slow(timeout) from None

