@@ -141,9 +141,8 @@ INSERT_IDENTITY = (
 # of its events from each: what a batch adds is added in SQL, so two writers adding to one
 # lead at once both count. A NULL time (a source of identities only) gives way to any
 # other (portable: no least()/min() of two values).
-ADD_LEAD_SOURCE = (
-    "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+# Both add to what is there the same way (constant text joined: no values in it).
+_ADD_TO_LEAD_SOURCE = (
     " ON CONFLICT (lead_id, source) DO UPDATE SET"
     " events = lead_sources.events + excluded.events,"
     " first_seen_at = CASE WHEN lead_sources.first_seen_at IS NULL"
@@ -153,17 +152,14 @@ ADD_LEAD_SOURCE = (
     " OR excluded.last_seen_at > lead_sources.last_seen_at"
     " THEN excluded.last_seen_at ELSE lead_sources.last_seen_at END"
 )
+ADD_LEAD_SOURCE = (
+    "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"  # noqa: S608
+    " VALUES (?, ?, ?, ?, ?)" + _ADD_TO_LEAD_SOURCE
+)
 MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
-    "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"
+    "INSERT INTO lead_sources (lead_id, source, events, first_seen_at, last_seen_at)"  # noqa: S608
     " SELECT ?, source, events, first_seen_at, last_seen_at FROM lead_sources WHERE lead_id = ?"
-    " ON CONFLICT (lead_id, source) DO UPDATE SET"
-    " events = lead_sources.events + excluded.events,"
-    " first_seen_at = CASE WHEN lead_sources.first_seen_at IS NULL"
-    " OR excluded.first_seen_at < lead_sources.first_seen_at"
-    " THEN excluded.first_seen_at ELSE lead_sources.first_seen_at END,"
-    " last_seen_at = CASE WHEN lead_sources.last_seen_at IS NULL"
-    " OR excluded.last_seen_at > lead_sources.last_seen_at"
-    " THEN excluded.last_seen_at ELSE lead_sources.last_seen_at END"
+    + _ADD_TO_LEAD_SOURCE
 )
 SAVE_LEAD = "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE id = ?"
 TOUCH_LEAD = "UPDATE leads SET updated_at = ? WHERE id = ?"
