@@ -118,19 +118,6 @@ def _select(columns: str, table: str, where: list[str], order: str) -> str:
 
 
 NEWEST_EVENTS = "received_at DESC, id DESC"
-_DELIVERY_COLUMNS = (
-    "id",
-    "source",
-    "received_at",
-    "method",
-    "path",
-    "content_type",
-    "status",
-    "idempotency_key",
-    "mapping",
-    "body_format",
-)
-_DELIVERY_LIST = ", ".join((*_DELIVERY_COLUMNS, "reasons"))
 
 
 class DeliveryRecord(msgspec.Struct, gc=False):
@@ -150,6 +137,12 @@ class DeliveryRecord(msgspec.Struct, gc=False):
     mapping: str | None
     body_format: str
     reasons: msgspec.Raw
+
+
+# The columns a page of deliveries reads are the record's fields, in its order.
+_DELIVERY_LIST = ", ".join(DeliveryRecord.__struct_fields__)
+_DELIVERY_COLUMNS = tuple(f for f in DeliveryRecord.__struct_fields__ if f != "reasons")
+"""What ``_delivery`` copies as it is (reasons are decoded)."""
 
 
 class SQLReads:
