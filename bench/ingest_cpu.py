@@ -1,6 +1,7 @@
 """CPU per delivery, in process: the ingest bench's mix pushed through the ASGI app.
 
     .venv/bin/python bench/ingest_cpu.py [--deliveries 4000] [--rounds 5] [--concurrency 64]
+    .venv/bin/python bench/ingest_cpu.py --postgres postgresql://127.0.0.1:5432/test
 
 Another checkout, side by side (``-S`` keeps this one's editable install out of the way;
 run it from outside the checkout):
@@ -22,6 +23,12 @@ Every round uses new bodies (``__N__`` unique, ``__P__`` a person of a pool of 5
 in ``ingest.py``); each is checked: every delivery answered 2xx, stored and mapped to one
 event. Prints one line per round and the medians:
 ``loop_us=… writer_us=… total_us=…``.
+
+With ``--postgres URL`` the store is PostgreSQL, in a schema of its own (dropped at the
+end). PostgreSQL's work for us is as much a cost as ours (both share the cores), so the
+CPU of the server processes serving this one (found by ``application_name``) is counted
+too: ``pg_us``, and ``sum_us`` = ``total_us`` + ``pg_us``. ``pg_all_us`` is every
+PostgreSQL process's (its WAL writer too; anyone else's work on the server as well).
 """
 
 from __future__ import annotations
@@ -118,6 +125,75 @@ def by_thread() -> dict[str, float]:
     return out
 
 
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds of these processes (those gone are left out)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "postgres":
+                    out.append(int(proc.name))
+            except OSError:
+                continue
+    return out
+
+
+class Postgres:
+    """The bench's schema, its server processes, and its checks."""
+
+    def __init__(self, url: str) -> None:
+        self.name = f"ingest_cpu_{os.getpid()}"
+        sep = "&" if "?" in url else "?"
+        self.url = f"{url}{sep}schema={self.name}&application_name={self.name}"
+
+    async def _conn(self) -> Any:
+        import asyncpg
+
+        from receiver.store.postgres import PostgresStore
+
+        store = PostgresStore(self.url)
+        return await asyncpg.connect(store.dsn, server_settings={"search_path": self.name})
+
+    async def backends(self) -> list[int]:
+        conn = await self._conn()
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                self.name,
+            )
+            return [r[0] for r in rows]
+        finally:
+            await conn.close()
+
+    async def counts(self) -> tuple[int, int]:
+        conn = await self._conn()
+        try:
+            d = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status = 'accepted'")
+            return int(d), int(await conn.fetchval("SELECT count(*) FROM events"))
+        finally:
+            await conn.close()
+
+    async def drop(self) -> None:
+        conn = await self._conn()
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+        finally:
+            await conn.close()
+
+
 def counts(db: Path) -> tuple[int, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -134,6 +210,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
 
     os.environ.update(SECRETS)
     os.environ["RECEIVER_DATA_DIR"] = str(work)
+    pg = Postgres(args.postgres) if args.postgres else None
+    if pg is not None:
+        os.environ["RECEIVER_DATABASE_URL"] = pg.url
     # The access log as under ``receiver serve``, written to /dev/null by its thread.
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the whole run
     logs.setup("info")
@@ -145,20 +224,25 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     else:
         tune_for_serving()
     stored = 0
-    rows: list[tuple[float, float, float]] = []
+    rows: list[tuple[float, ...]] = []
     async with app.router.lifespan_context(app):
         await push(app, requests(args.warmup, "warm"), args.concurrency)
         stored += args.warmup
         for r in range(args.rounds):
             reqs = requests(args.deliveries, f"r{r}-{time.time_ns()}")
+            backends = await pg.backends() if pg is not None else []
+            everyone = postgres_pids() if pg is not None else []
+            b0, a0 = cpu_of(backends), cpu_of(everyone)
             t0, p0, w0, th0 = time.thread_time(), time.process_time(), time.perf_counter(), by_thread()
             statuses = await push(app, reqs, args.concurrency)
             t1, p1, w1, th1 = time.thread_time(), time.process_time(), time.perf_counter(), by_thread()
+            b1, a1 = cpu_of(backends), cpu_of(everyone)
             bad = sum(1 for s in statuses if not 200 <= s < 300)
             stored += len(reqs)
             n = len(reqs)
             loop_us, total_us = (t1 - t0) / n * 1e6, (p1 - p0) / n * 1e6
-            rows.append((loop_us, total_us - loop_us, total_us))
+            pg_us, pg_all_us = (b1 - b0) / n * 1e6, (a1 - a0) / n * 1e6
+            rows.append((loop_us, total_us - loop_us, total_us, pg_us, total_us + pg_us, pg_all_us))
             print(
                 f"round {r + 1}: loop {loop_us:6.1f} µs  writer {total_us - loop_us:6.1f} µs"
                 f"  total {total_us:6.1f} µs per delivery  ({n / (w1 - w0):6.0f}/s wall, non-2xx {bad})",
@@ -171,14 +255,29 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 if name != "main"
             )
             print(f"         other threads, µs per delivery: {threads}", file=sys.__stdout__)
+            if pg is not None:
+                print(
+                    f"         PostgreSQL: {pg_us:.1f} µs per delivery in its {len(backends)} server"
+                    f" process(es) for us, {pg_all_us:.1f} in all of its processes",
+                    file=sys.__stdout__,
+                )
             if bad:
                 sys.exit("some deliveries were not accepted")
-    deliveries, events = counts(work / "receiver.db")
+    if pg is not None:
+        try:
+            deliveries, events = await pg.counts()
+        finally:
+            await pg.drop()
+    else:
+        deliveries, events = counts(work / "receiver.db")
     verdict = "ok" if deliveries == events == stored else "MISSING OR UNMAPPED"
     out = sys.__stdout__
     print(f"store check: {verdict}: {stored} sent, {deliveries} accepted, {events} events", file=out)
-    med = [statistics.median(x[i] for x in rows) for i in range(3)]
-    print(f"loop_us={med[0]:.1f} writer_us={med[1]:.1f} total_us={med[2]:.1f}", file=sys.__stdout__)
+    med = [statistics.median(x[i] for x in rows) for i in range(len(rows[0]))]
+    last = f"loop_us={med[0]:.1f} writer_us={med[1]:.1f} total_us={med[2]:.1f}"
+    if pg is not None:
+        last += f" pg_us={med[3]:.1f} sum_us={med[4]:.1f} pg_all_us={med[5]:.1f}"
+    print(last, file=sys.__stdout__)
 
 
 def main() -> None:
@@ -187,6 +286,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--postgres", metavar="URL", help="the store on PostgreSQL (postgresql://…)")
     args = parser.parse_args()
     import uvloop
 
