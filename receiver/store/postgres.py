@@ -32,7 +32,23 @@ from .base import Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
 from .reads import PostgresReads
-from .sql import DedupKeys, Executor, LeadCache, SQLLeadRepo, window_start, write_batch
+from .sql import (
+    ADD_LEAD_SOURCE,
+    INSERT_DELIVERY,
+    INSERT_EVENT,
+    INSERT_IDENTITY,
+    INSERT_KEY,
+    INSERT_LEAD,
+    INSERT_MESSAGE,
+    SAVE_LEAD,
+    TOUCH_LEAD,
+    DedupKeys,
+    Executor,
+    LeadCache,
+    SQLLeadRepo,
+    window_start,
+    write_batch,
+)
 
 T = TypeVar("T")
 _dec = msgspec.json.decode
@@ -70,13 +86,63 @@ class PgExecutor:
         await self.conn.execute(pg(sql), *args)
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        await self.conn.executemany(pg(sql), rows)
+        bulk = BULK.get(sql)
+        if bulk is None:
+            await self.conn.executemany(pg(sql), rows)
+        else:
+            await self.conn.execute(bulk, *map(list, zip(*rows, strict=True)))
 
     def lower_text(self, column: str, blob: bool) -> str:
         return f"lower(encode({column}, 'escape'))" if blob else f"lower({column})"
 
     def contains(self, text: str) -> str:
         return f"strpos({text}, ?) > 0"
+
+
+def _unnest(sql: str, types: str) -> str:
+    """``sql``, an ``INSERT … VALUES (?, …)``, as one statement taking a column array per
+    ``?`` (of these PostgreSQL ``types``): the same rows in one executor run."""
+    parts = re.fullmatch(r"(.*) VALUES \((.*?)\)(.*)", sql, re.S)
+    if parts is None:
+        raise ValueError(f"not an INSERT … VALUES: {sql}")
+    head, values, tail = parts.groups()
+    kinds = types.split()
+    cols, n = [], 0
+    for v in values.split(", "):
+        if v == "?":
+            n += 1
+            cols.append(f"c{n}")
+        else:
+            cols.append(v)
+    if n != len(kinds):
+        raise ValueError(f"{n} parameters, {len(kinds)} types: {sql}")
+    args = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(kinds))
+    names = ", ".join(f"c{i + 1}" for i in range(n))
+    return f"{head} SELECT {', '.join(cols)} FROM unnest({args}) AS r({names}){tail}"  # noqa: S608
+
+
+# The write path's multi-row statements (``Pending.flush``) as one statement each, the
+# rows sent as one array per column: ``executemany`` costs the server an execution per
+# row (bind, executor start and end), a fifth of what these statements cost it.
+BULK = {
+    INSERT_LEAD: _unnest(INSERT_LEAD, "text text text bytea bytea"),
+    INSERT_IDENTITY: _unnest(INSERT_IDENTITY, "text text text boolean text text"),
+    INSERT_DELIVERY: _unnest(
+        INSERT_DELIVERY, "text text text text text text text text bytea text text text text text text"
+    ),
+    INSERT_EVENT: _unnest(INSERT_EVENT, "text text text text text text text text text bytea"),
+    INSERT_KEY: _unnest(INSERT_KEY, "text text text"),
+    INSERT_MESSAGE: _unnest(INSERT_MESSAGE, "text text text text text text text bytea"),
+    ADD_LEAD_SOURCE: _unnest(ADD_LEAD_SOURCE, "text text bigint text text"),
+    # The leads are found by ``id = ANY``, by index, whatever the planner guesses of the
+    # array's length (joined to the array alone, it may scan the whole table).
+    SAVE_LEAD: "UPDATE leads SET traits = r.traits, trait_times = r.trait_times, updated_at = r.updated_at"
+    " FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[]) AS r(traits, trait_times, updated_at, id)"
+    " WHERE leads.id = ANY($4::text[]) AND leads.id = r.id",
+    TOUCH_LEAD: "UPDATE leads SET updated_at = r.updated_at"
+    " FROM unnest($1::text[], $2::text[]) AS r(updated_at, id)"
+    " WHERE leads.id = ANY($2::text[]) AND leads.id = r.id",
+}
 
 
 class PgLeadRepo(SQLLeadRepo):
@@ -172,15 +238,18 @@ class PgTransactions:
 
 
 # The batch's dedup keys, as arrays: (source, fingerprint) or (source, idempotency key).
+# LATERAL … LIMIT 1: index lookups per key, in the plan PostgreSQL caches for the statement
+# too (joined, the cached generic plan scanned the table: most of a batch's server time).
+# Per fingerprint key, the oldest delivery in its window is the one ``find_duplicate`` gives.
 DEDUP_SQL = """
-SELECT d.id, d.source, d.fingerprint, d.idempotency_key, d.received_at, true AS by_key
-FROM unnest($1::text[], $3::text[]) AS k(source, i)
-JOIN deliveries d ON d.source = k.source AND d.idempotency_key = k.i
+SELECT d.*, true AS by_key FROM unnest($1::text[], $3::text[]) AS k(source, i)
+CROSS JOIN LATERAL (SELECT id, source, fingerprint, idempotency_key, received_at FROM deliveries
+ WHERE source = k.source AND idempotency_key = k.i LIMIT 1) AS d
 UNION ALL
-SELECT d.id, d.source, d.fingerprint, d.idempotency_key, d.received_at, false AS by_key
-FROM unnest($1::text[], $2::text[], $4::text[]) AS k(source, f, since)
-JOIN deliveries d ON d.source = k.source AND d.fingerprint = k.f AND d.received_at >= k.since
- AND d.status <> 'rejected'
+SELECT d.*, false AS by_key FROM unnest($1::text[], $2::text[], $4::text[]) AS k(source, f, since)
+CROSS JOIN LATERAL (SELECT id, source, fingerprint, idempotency_key, received_at FROM deliveries
+ WHERE source = k.source AND fingerprint = k.f AND received_at >= k.since AND status <> 'rejected'
+ ORDER BY received_at LIMIT 1) AS d
 ORDER BY received_at
 """
 # LATERAL: one primary-key lookup per identity, never a scan of the table.
