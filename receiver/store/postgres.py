@@ -33,15 +33,11 @@ from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
 from .reads import PostgresReads
 from .sql import (
-    ADD_LEAD_SOURCE,
     INSERT_DELIVERY,
     INSERT_EVENT,
     INSERT_IDENTITY,
-    INSERT_KEY,
     INSERT_LEAD,
     INSERT_MESSAGE,
-    SAVE_LEAD,
-    TOUCH_LEAD,
     DedupKeys,
     Executor,
     LeadCache,
@@ -86,11 +82,13 @@ class PgExecutor:
         await self.conn.execute(pg(sql), *args)
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        bulk = BULK.get(sql)
-        if bulk is None:
+        copy = COPY.get(sql)
+        if copy is None:
             await self.conn.executemany(pg(sql), rows)
         else:
-            await self.conn.execute(bulk, *map(list, zip(*rows, strict=True)))
+            await self.conn.copy_records_to_table(
+                copy.table, records=copy.records(rows), columns=copy.columns
+            )
 
     def lower_text(self, column: str, blob: bool) -> str:
         return f"lower(encode({column}, 'escape'))" if blob else f"lower({column})"
@@ -99,49 +97,32 @@ class PgExecutor:
         return f"strpos({text}, ?) > 0"
 
 
-def _unnest(sql: str, types: str) -> str:
-    """``sql``, an ``INSERT … VALUES (?, …)``, as one statement taking a column array per
-    ``?`` (of these PostgreSQL ``types``): the same rows in one executor run."""
-    parts = re.fullmatch(r"(.*) VALUES \((.*?)\)(.*)", sql, re.S)
-    if parts is None:
-        raise ValueError(f"not an INSERT … VALUES: {sql}")
-    head, values, tail = parts.groups()
-    kinds = types.split()
-    cols, n = [], 0
-    for v in values.split(", "):
-        if v == "?":
-            n += 1
-            cols.append(f"c{n}")
-        else:
-            cols.append(v)
-    if n != len(kinds):
-        raise ValueError(f"{n} parameters, {len(kinds)} types: {sql}")
-    args = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(kinds))
-    names = ", ".join(f"c{i + 1}" for i in range(n))
-    return f"{head} SELECT {', '.join(cols)} FROM unnest({args}) AS r({names}){tail}"  # noqa: S608
+class Copy:
+    """A plain ``INSERT … VALUES`` of the write path as a COPY of the same rows: the
+    server inserts them in one go, where ``executemany`` costs it an execution per row
+    (bind, plan, executor start and end), and asyncpg encodes them for less too."""
+
+    def __init__(self, sql: str) -> None:
+        parts = re.fullmatch(r"INSERT INTO (\w+) \((.*?)\) VALUES \((.*?)\)", sql)
+        if parts is None:
+            raise ValueError(f"not a plain INSERT … VALUES: {sql}")
+        self.table = parts[1]
+        pairs = list(zip(parts[2].split(", "), parts[3].split(", "), strict=True))
+        # The rows' values (each ``?``), then the constants the statement writes (NULL is
+        # what a column left out gets).
+        self.columns = [c for c, v in pairs if v == "?"] + [c for c, v in pairs if v not in ("?", "NULL")]
+        self.constants = tuple(_literal(v) for _, v in pairs if v not in ("?", "NULL"))
+
+    def records(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [r + self.constants for r in rows] if self.constants else rows
 
 
-# The write path's multi-row statements (``Pending.flush``) as one statement each, the
-# rows sent as one array per column: ``executemany`` costs the server an execution per
-# row (bind, executor start and end), a fifth of what these statements cost it.
-BULK = {
-    INSERT_LEAD: _unnest(INSERT_LEAD, "text text text bytea bytea"),
-    INSERT_IDENTITY: _unnest(INSERT_IDENTITY, "text text text boolean text text"),
-    INSERT_DELIVERY: _unnest(
-        INSERT_DELIVERY, "text text text text text text text text bytea text text text text text text"
-    ),
-    INSERT_EVENT: _unnest(INSERT_EVENT, "text text text text text text text text text bytea"),
-    INSERT_KEY: _unnest(INSERT_KEY, "text text text"),
-    INSERT_MESSAGE: _unnest(INSERT_MESSAGE, "text text text text text text text bytea"),
-    ADD_LEAD_SOURCE: _unnest(ADD_LEAD_SOURCE, "text text bigint text text"),
-    # The leads are found by ``id = ANY``, by index, whatever the planner guesses of the
-    # array's length (joined to the array alone, it may scan the whole table).
-    SAVE_LEAD: "UPDATE leads SET traits = r.traits, trait_times = r.trait_times, updated_at = r.updated_at"
-    " FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[]) AS r(traits, trait_times, updated_at, id)"
-    " WHERE leads.id = ANY($4::text[]) AND leads.id = r.id",
-    TOUCH_LEAD: "UPDATE leads SET updated_at = r.updated_at"
-    " FROM unnest($1::text[], $2::text[]) AS r(updated_at, id)"
-    " WHERE leads.id = ANY($2::text[]) AND leads.id = r.id",
+def _literal(sql: str) -> str | int:
+    return sql[1:-1] if sql.startswith("'") else int(sql)
+
+
+COPY = {
+    sql: Copy(sql) for sql in (INSERT_LEAD, INSERT_IDENTITY, INSERT_DELIVERY, INSERT_EVENT, INSERT_MESSAGE)
 }
 
 
