@@ -33,11 +33,15 @@ from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
 from .reads import PostgresReads
 from .sql import (
+    ADD_LEAD_SOURCE,
     INSERT_DELIVERY,
     INSERT_EVENT,
     INSERT_IDENTITY,
+    INSERT_KEY,
     INSERT_LEAD,
     INSERT_MESSAGE,
+    SAVE_LEAD,
+    TOUCH_LEAD,
     DedupKeys,
     Executor,
     LeadCache,
@@ -83,12 +87,16 @@ class PgExecutor:
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         copy = COPY.get(sql)
-        if copy is None:
-            await self.conn.executemany(pg(sql), rows)
-        else:
+        if copy is not None:
             await self.conn.copy_records_to_table(
                 copy.table, records=copy.records(rows), columns=copy.columns
             )
+            return
+        arrays = ARRAYS.get(sql)
+        if arrays is not None:
+            await self.conn.execute(arrays, *map(list, zip(*rows, strict=True)))
+        else:
+            await self.conn.executemany(pg(sql), rows)
 
     def lower_text(self, column: str, blob: bool) -> str:
         return f"lower(encode({column}, 'escape'))" if blob else f"lower({column})"
@@ -123,6 +131,34 @@ def _literal(sql: str) -> str | int:
 
 COPY = {
     sql: Copy(sql) for sql in (INSERT_LEAD, INSERT_IDENTITY, INSERT_DELIVERY, INSERT_EVENT, INSERT_MESSAGE)
+}
+
+
+def _unnest(sql: str, types: str) -> str:
+    """``sql``, an ``INSERT … VALUES (?, …) …`` of values only, as one statement taking an
+    array of each column (of these PostgreSQL ``types``)."""
+    parts = re.fullmatch(r"(.*) VALUES \(([?, ]*)\)(.*)", sql, re.S)
+    if parts is None or parts[2].count("?") != len(types.split()):
+        raise ValueError(f"not an INSERT … VALUES of {types}: {sql}")  # noqa: S608
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types.split()))
+    return f"{parts[1]} SELECT * FROM unnest({arrays}){parts[3]}"  # noqa: S608
+
+
+# The write path's other multi-row statements (an ``ON CONFLICT``, an update: no COPY)
+# as one statement each, the rows sent as an array per column: the server runs one
+# statement instead of one per row. Each row names a different key (a lead_sources row
+# twice would be an error: ``sql.lead_sources`` adds them up first).
+ARRAYS = {
+    INSERT_KEY: _unnest(INSERT_KEY, "text text text"),
+    ADD_LEAD_SOURCE: _unnest(ADD_LEAD_SOURCE, "text text bigint text text"),
+    # Leads found by ``id = ANY``, by index, whatever the planner guesses of the arrays'
+    # length (joined to the arrays alone, the plan it caches may scan the table).
+    SAVE_LEAD: "UPDATE leads SET traits = r.traits, trait_times = r.trait_times, updated_at = r.updated_at"
+    " FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[]) AS r(traits, trait_times, updated_at, id)"
+    " WHERE leads.id = ANY($4::text[]) AND leads.id = r.id",
+    TOUCH_LEAD: "UPDATE leads SET updated_at = r.updated_at"
+    " FROM unnest($1::text[], $2::text[]) AS r(updated_at, id)"
+    " WHERE leads.id = ANY($2::text[]) AND leads.id = r.id",
 }
 
 
@@ -210,8 +246,9 @@ class PgTransactions:
     @contextlib.asynccontextmanager
     async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
         async with self.conn.transaction():
+            # In the keys' order; one row back (count), not one per key.
             await self.conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k",
                 lock_keys,
             )
             # Other processes write: nothing read outlives the transaction.

@@ -187,8 +187,11 @@ class DedupKeys:
             return self.idempotency.get((d.source, d.idempotency_key))
         if d.fingerprint is None or req.dedup_window_seconds <= 0:
             return None
+        seen = self.fingerprints.get((d.source, d.fingerprint))
+        if not seen:  # the usual case: no need to compute the window
+            return None
         since = window_start(d.received_at, req.dedup_window_seconds)
-        for received_at, first in self.fingerprints.get((d.source, d.fingerprint), ()):
+        for received_at, first in seen:
             if received_at >= since:
                 return first
         return None
