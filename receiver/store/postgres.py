@@ -93,7 +93,7 @@ class PgExecutor:
             )
             return
         arrays = ARRAYS.get(sql)
-        if arrays is not None:
+        if arrays is not None and rows:
             await self.conn.execute(arrays, *map(list, zip(*rows, strict=True)))
         else:
             await self.conn.executemany(pg(sql), rows)
