@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from conftest import DB, SECRETS, Server, make_env
 
 from receiver import Settings
-from receiver.clock import now_rfc3339
+from receiver.clock import now_rfc3339, rfc3339_epoch
 from receiver.events import Event, Identity
 from receiver.ids import new_id
 from receiver.service import make_store
@@ -300,3 +301,39 @@ def test_a_batch_sees_its_own_rows_as_one_delivery_at_a_time_would(settings: Set
     owners = db.rows("SELECT DISTINCT lead_id FROM events WHERE anonymous_id IS NULL OR anonymous_id = 'v-1'")
     assert [r["lead_id"] for r in owners] == [live[0]["id"]]
     assert db.rows("SELECT lead_id FROM identities WHERE value = 'v-1'") == [{"lead_id": live[0]["id"]}]
+
+
+def test_a_fingerprint_is_a_duplicate_of_the_oldest_delivery_in_its_own_window(settings: Settings) -> None:
+    """Several stored deliveries share a fingerprint (stored without dedup); deliveries in
+    one batch with different windows each find the oldest one inside their own window."""
+
+    def at(req: WriteRequest, seconds_ago: int) -> WriteRequest:
+        t = rfc3339_epoch(time.time() - seconds_ago)
+        req.delivery.received_at = req.events[0].received_at = req.events[0].occurred_at = t
+        return req
+
+    async def run() -> None:
+        store = make_store(settings)
+        await store.open()
+        writer = Writer(store, queue_size=100, batch_max=64)
+        await writer.start()
+        try:
+            stored = []
+            for ago in (300, 100, 50):
+                req = at(request(fingerprint="fp-window"), ago)
+                req.dedup = False
+                stored.append(await writer.submit(req))
+            windows = (60, 120, 600, 10)
+            batch = []
+            for window in windows:
+                req = at(request(fingerprint="fp-window"), 0)
+                req.dedup_window_seconds = window
+                batch.append(req)
+            results = await asyncio.gather(*(writer.submit(r) for r in batch))
+            first = [r.delivery_id if r.duplicate else None for r in results]
+            assert first == [stored[2].delivery_id, stored[1].delivery_id, stored[0].delivery_id, None]
+        finally:
+            await writer.stop()
+            await store.close()
+
+    asyncio.run(run())
