@@ -358,7 +358,7 @@ async def find_duplicate(x: Executor, req: WriteRequest) -> str | None:
         return None if row is None else str(row[0])
     if d.fingerprint is None or req.dedup_window_seconds <= 0:
         return None
-    # By the prefix SQLite's index holds (migration fingerprint_prefix), the whole
+    # By the prefix SQLite's index holds (migration 0007_writer_indexes), the whole
     # fingerprint compared here: in SQL, ``fingerprint = ?`` would be substituted into
     # the prefix term, which then no index answers.
     rows = await x.all(
