@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -129,6 +130,43 @@ def test_dedup_and_identity_inside_one_batch(tmp_path: Path) -> None:
     assert d.count("leads") == 1
     leads = d.rows("SELECT DISTINCT lead_id FROM events WHERE lead_id IS NOT NULL")
     assert len(leads) == 1
+
+
+def test_a_store_from_before_the_fingerprint_prefix_index_still_finds_its_bodies(tmp_path: Path) -> None:
+    """Migration 0007 on a store holding deliveries: the fingerprint window answers from
+    the rebuilt index, for bodies stored before it and after, and a fingerprint that only
+    shares the indexed prefix is not a duplicate."""
+    db = tmp_path / "r.db"
+    before = request(b"before", fingerprint="a" * 64)
+
+    async def store_one(writer: Writer) -> None:
+        assert not (await writer.submit(before)).duplicate
+
+    asyncio.run(with_writer(db, store_one))
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:  # the schema before 0007
+        conn.execute("DROP INDEX deliveries_fingerprint")
+        conn.execute("CREATE INDEX deliveries_fingerprint ON deliveries (source, fingerprint, received_at)")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 7")
+
+    async def run(writer: Writer) -> None:
+        again = await writer.submit(request(b"before", fingerprint="a" * 64))
+        assert again.duplicate and again.delivery_id == before.delivery.id
+        near = request(b"near", fingerprint="a" * 16 + "b" * 48)
+        assert not (await writer.submit(near)).duplicate
+        later = await writer.submit(request(b"near", fingerprint="a" * 16 + "b" * 48))
+        assert later.duplicate and later.delivery_id == near.delivery.id
+
+    asyncio.run(with_writer(db, run))
+    d = DB(db)
+    assert d.rows("SELECT version FROM schema_migrations WHERE version = 7")
+    plan = d.rows(
+        "EXPLAIN QUERY PLAN SELECT id, fingerprint FROM deliveries WHERE source = ?"
+        " AND substr(fingerprint, 1, 16) = ? AND received_at >= ? AND status != 'rejected'"
+        " ORDER BY received_at",
+        "croct", "a" * 16, "",
+    )  # fmt: skip
+    assert any("deliveries_fingerprint (source=? AND <expr>=?)" in str(row) for row in plan)
+    assert d.count("deliveries") == 2
 
 
 def test_full_queue_is_refused_at_once_and_storage_error_fails_the_whole_batch(tmp_path: Path) -> None:

@@ -49,6 +49,10 @@ _PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA secure_delete=ON",
     "PRAGMA wal_autocheckpoint=0",  # the Checkpointer's job
+    # The writer's page cache holds the upper levels and the recently written leaves of
+    # every index a delivery inserts into (a dozen, several at random places); SQLite's
+    # default (2 MiB) read them back through the kernel, a pread per page, batch after batch.
+    f"PRAGMA cache_size=-{64 * 1024}",
 )
 PURGE_RETRY_MAX_SECONDS = 0.25
 READER_CACHE_KIB = 64 * 1024
@@ -130,6 +134,9 @@ class SQLiteTransactions:
         ValueError,
         TypeError,
     )
+
+    locks = False
+    """No ``lock_keys``: this connection is the only writer."""
 
     def __init__(self, conn: sqlite3.Connection, cache: LeadCache) -> None:
         self.conn = conn
