@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from .postgres import PostgresStore
+from .postgres import SUMMARIZE_ALL, PostgresStore
 
 TABLES = {  # in foreign-key order
     "deliveries": ["id", "source", "received_at", "method", "path", "content_type", "query", "headers",
@@ -71,7 +71,7 @@ async def copy_sqlite_to_postgres(
 async def rebuild_lead_sources(conn: asyncpg.Connection) -> None:
     """The leads' sources (``lead_sources``) computed from the copied events and identities
     (whatever version of the SQLite store they came from), replacing what an earlier run of
-    the copy made."""
+    the copy made, and each lead's summary from them."""
     async with conn.transaction():
         await conn.execute("DELETE FROM lead_sources")
         await conn.execute(
@@ -84,3 +84,4 @@ async def rebuild_lead_sources(conn: asyncpg.Connection) -> None:
             " SELECT DISTINCT lead_id, source, 0, NULL, NULL FROM identities WHERE lead_id IS NOT NULL"
             " ON CONFLICT DO NOTHING"
         )
+        await conn.execute(SUMMARIZE_ALL)

@@ -31,7 +31,7 @@ from ..ids import new_id
 from .base import Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
-from .reads import PostgresReads
+from .reads import SQLReads
 from .sql import (
     ADD_LEAD_SOURCE,
     INSERT_DELIVERY,
@@ -41,6 +41,7 @@ from .sql import (
     INSERT_LEAD,
     INSERT_MESSAGE,
     SAVE_LEAD,
+    SUMMARIZE_LEAD,
     TOUCH_LEAD,
     DedupKeys,
     Executor,
@@ -144,6 +145,43 @@ def _unnest(sql: str, types: str) -> str:
     return f"{parts[1]} SELECT * FROM unnest({arrays}){parts[3]}"  # noqa: S608
 
 
+# A lead's summary (sql.SUMMARIZE_LEAD) from its lead_sources and identities rows, in
+# PostgreSQL's words: JSON written out compact, as msgspec writes it (json_agg adds
+# spaces); sources sorted by code point, as SQLite's primary key and Python sort them.
+_SOURCES_LIST = (
+    """'[' || coalesce(string_agg(to_json(source)::text, ',' ORDER BY source COLLATE "C"), '') || ']'"""
+)
+_SOURCES_SUMMARY = (
+    "min(first_seen_at) AS f, max(last_seen_at) AS z, coalesce(sum(events), 0) AS n,"
+    f" {_SOURCES_LIST} AS sources"
+)
+_IDENTITIES_SUMMARY = (
+    """'[' || coalesce(string_agg('{"source":' || to_json(source)::text"""
+    """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
+    """ || '}', ',' ORDER BY first_seen_at, kind), '') || ']' AS identities"""
+)
+_SET_SUMMARY = (
+    "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources,"
+    " identities_json = i.identities"
+)
+# What a batch adds to a lead's summary (sql._grow), from the row ``r``: least() and
+# greatest() pass over NULL.
+_GROW = (
+    " event_count = leads.event_count + r.n, first_seen_at = least(leads.first_seen_at, r.f),"  # noqa: S608
+    " last_seen_at = greatest(leads.last_seen_at, r.z), sources_json = CASE WHEN r.source IS NULL"
+    " OR strpos(leads.sources_json, '[' || r.source) > 0 OR strpos(leads.sources_json, ',' || r.source) > 0"
+    " THEN leads.sources_json"
+    f" ELSE (SELECT {_SOURCES_LIST} FROM lead_sources WHERE lead_id = leads.id) END"
+)
+# Every lead of the store at once (``receiver copy-to-postgres``, after lead_sources).
+SUMMARIZE_ALL = (
+    f"UPDATE leads SET {_SET_SUMMARY} FROM leads l"  # noqa: S608
+    f" CROSS JOIN LATERAL (SELECT {_SOURCES_SUMMARY} FROM lead_sources WHERE lead_id = l.id) s"
+    f" CROSS JOIN LATERAL (SELECT {_IDENTITIES_SUMMARY} FROM identities WHERE lead_id = l.id) i"
+    " WHERE leads.id = l.id AND l.merged_into IS NULL"
+)
+
+
 # The write path's other multi-row statements (an ``ON CONFLICT``, an update: no COPY)
 # as one statement each, the rows sent as an array per column: the server runs one
 # statement instead of one per row. Each row names a different key (a lead_sources row
@@ -153,12 +191,19 @@ ARRAYS = {
     ADD_LEAD_SOURCE: _unnest(ADD_LEAD_SOURCE, "text text bigint text text"),
     # Leads found by ``id = ANY``, by index, whatever the planner guesses of the arrays'
     # length (joined to the arrays alone, the plan it caches may scan the table).
-    SAVE_LEAD: "UPDATE leads SET traits = r.traits, trait_times = r.trait_times, updated_at = r.updated_at"
-    " FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[]) AS r(traits, trait_times, updated_at, id)"
-    " WHERE leads.id = ANY($4::text[]) AND leads.id = r.id",
-    TOUCH_LEAD: "UPDATE leads SET updated_at = r.updated_at"
-    " FROM unnest($1::text[], $2::text[]) AS r(updated_at, id)"
-    " WHERE leads.id = ANY($2::text[]) AND leads.id = r.id",
+    SAVE_LEAD: "UPDATE leads SET traits = r.traits, trait_times = r.trait_times,"  # noqa: S608
+    f" updated_at = r.updated_at,{_GROW} FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bigint[],"
+    " $5::text[], $6::text[], $7::text[], $8::text[])"
+    " AS r(traits, trait_times, updated_at, n, f, z, source, id)"
+    " WHERE leads.id = ANY($8::text[]) AND leads.id = r.id",
+    TOUCH_LEAD: f"UPDATE leads SET updated_at = r.updated_at,{_GROW} FROM unnest($1::text[], $2::bigint[],"  # noqa: S608
+    " $3::text[], $4::text[], $5::text[], $6::text[]) AS r(updated_at, n, f, z, source, id)"
+    " WHERE leads.id = ANY($6::text[]) AND leads.id = r.id",
+    # Per lead, one short range of a primary key or covering index, aggregated in its order.
+    SUMMARIZE_LEAD: f"UPDATE leads SET {_SET_SUMMARY} FROM unnest($1::text[]) AS r(id)"  # noqa: S608
+    f" CROSS JOIN LATERAL (SELECT {_SOURCES_SUMMARY} FROM lead_sources WHERE lead_id = r.id) s"
+    f" CROSS JOIN LATERAL (SELECT {_IDENTITIES_SUMMARY} FROM identities WHERE lead_id = r.id) i"
+    " WHERE leads.id = ANY($1::text[]) AND leads.id = r.id",
 }
 
 
@@ -281,7 +326,7 @@ LEADS_SQL = (
 )
 
 
-class PostgresStore(PostgresReads):
+class PostgresStore(SQLReads):
     dialect = "postgres"
 
     def __init__(self, url: str) -> None:

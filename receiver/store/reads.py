@@ -5,10 +5,9 @@ Events are listed newest first by ``received_at`` (ties by id), as the read API 
 cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
-A page is one statement whatever its size. A page of leads has the database read each
-lead's event count and first and last seen from the summary the write path keeps
-(``lead_sources``) and build its identities and sources as JSON text, from primary keys
-and covering indexes; Python nests the traits from their stored text
+A page is one statement whatever its size. A page of leads reads one row per lead: the
+write path keeps each lead's summary on it (first and last seen, event count, and its
+identities and sources as JSON text); Python nests the traits from their stored text
 (``leads.unflattened_json``) and decodes nothing else.
 Exports are the same statements, chunk after chunk. Stored event documents are answered
 as stored, never decoded and encoded again (see ``event_json``).
@@ -147,7 +146,7 @@ _DELIVERY_COLUMNS = tuple(f for f in DeliveryRecord.__struct_fields__ if f != "r
 
 class SQLReads:
     """Queries in portable SQL with ``?`` placeholders. A backend supplies ``_all`` and
-    ``_one``, and its dialect (below) ``LEAD_PARTS``."""
+    ``_one``."""
 
     async def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Any]:
         raise NotImplementedError
@@ -252,14 +251,21 @@ class SQLReads:
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
+    # A lead's summary is kept on its row by the write path (sql.SUMMARIZE_LEAD): one row
+    # per lead, nothing aggregated at read time.
+    LEAD_COLUMNS = (
+        "id, created_at, updated_at, coalesce(first_seen_at, created_at),"
+        " coalesce(last_seen_at, updated_at), event_count, traits, identities_json, sources_json"
+    )
+
     def _lead_sql(self, where: str) -> str:
-        """One statement for the record rows of the leads ``where`` picks (a clause on the
-        table ``leads`` named ``lead``), newest first: id, created_at, updated_at, first and
-        last seen, event count (from ``lead_sources``; created_at, updated_at and 0 when it
-        has no events), traits, and the JSON text, compact as msgspec writes it, of its
-        identities (in the order first seen) and of its sources (``lead_sources``: those of
-        its events and identities, sorted)."""
-        raise NotImplementedError
+        """One statement for the record rows of the leads ``where`` picks, newest first: id,
+        created_at, updated_at, first and last seen (created_at and updated_at when it has
+        no events), event count, traits, and the JSON text, compact as msgspec writes it,
+        of its identities (in the order first seen) and of its sources (those of its
+        events and identities, sorted)."""
+        # Only fixed clauses are joined here; every value is a bound parameter.
+        return f"SELECT {self.LEAD_COLUMNS} FROM leads WHERE {where} ORDER BY id DESC"  # noqa: S608
 
     @staticmethod
     def _lead_records(rows: list[Any]) -> list[LeadRecord]:
@@ -286,7 +292,7 @@ class SQLReads:
         live = await self.live_lead_id(lead_id)
         if live is None:
             return None
-        records = self._lead_records(await self._all(self._lead_sql("lead.id = ?"), (live,)))
+        records = self._lead_records(await self._all(self._lead_sql("id = ?"), (live,)))
         return _builtins(records[0]) if records else None
 
     def _leads_sql(self, q: LeadQuery) -> Query:
@@ -310,7 +316,7 @@ class SQLReads:
             # every filter without reading a lead row, then the rows of that page alone.
             more = ["id < ?"] if after else []
             ids = _select("id", "leads", where + more, "id DESC")
-            return self._lead_sql(f"lead.id IN ({ids} LIMIT ?)"), [*args, *(after or ()), limit]
+            return self._lead_sql(f"id IN ({ids} LIMIT ?)"), [*args, *(after or ()), limit]
 
         return query
 
@@ -424,50 +430,6 @@ class SQLReads:
     async def merged_lead_ids(self, lead_id: str) -> list[str]:
         rows = await self._all("SELECT id FROM leads WHERE merged_into = ? ORDER BY id", (lead_id,))
         return [str(r["id"]) for r in rows]
-
-
-class SQLiteReads(SQLReads):
-    """SQLite's dialect of the read queries."""
-
-    # Per lead, subqueries that each read one short range of a primary key (lead_sources)
-    # or covering index (identities_lead), aggregated in its order, which SQLite keeps.
-    LEAD_COLUMNS = (
-        "lead.id, lead.created_at, lead.updated_at,"
-        " coalesce((SELECT min(first_seen_at) FROM lead_sources WHERE lead_id = lead.id), lead.created_at),"
-        " coalesce((SELECT max(last_seen_at) FROM lead_sources WHERE lead_id = lead.id), lead.updated_at),"
-        " coalesce((SELECT sum(events) FROM lead_sources WHERE lead_id = lead.id), 0), lead.traits,"
-        " (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
-        " FROM (SELECT source, kind, value FROM identities WHERE lead_id = lead.id"
-        " ORDER BY first_seen_at, kind)),"
-        " (SELECT json_group_array(source) FROM lead_sources WHERE lead_id = lead.id)"
-    )
-
-    def _lead_sql(self, where: str) -> str:
-        # Only fixed clauses are joined here; every value is a bound parameter.
-        return f"SELECT {self.LEAD_COLUMNS} FROM leads lead WHERE {where} ORDER BY lead.id DESC"  # noqa: S608
-
-
-class PostgresReads(SQLReads):
-    """PostgreSQL's dialect of the read queries."""
-
-    def _lead_sql(self, where: str) -> str:
-        # Per lead, lateral subqueries, each one short range of a primary key or covering
-        # index aggregated in its order (measured against aggregating the page's rows
-        # set-based: faster, PostgreSQL sorts the page's rows for each GROUP BY). JSON is
-        # written out compact, as msgspec writes it (json_agg adds spaces); sources sort
-        # by code point, as Python sorts them.
-        return (
-            "SELECT lead.id, lead.created_at, lead.updated_at, coalesce(s.f, lead.created_at),"  # noqa: S608
-            " coalesce(s.z, lead.updated_at), coalesce(s.n, 0)::bigint, lead.traits, i.identities,"
-            " s.sources FROM leads lead"
-            " LEFT JOIN LATERAL (SELECT min(first_seen_at) AS f, max(last_seen_at) AS z, sum(events) AS n,"
-            """ '[' || string_agg(to_json(source)::text, ',' ORDER BY source COLLATE "C") || ']' AS sources"""
-            " FROM lead_sources WHERE lead_id = lead.id) s ON true"
-            """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
-            """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
-            """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities FROM identities"""
-            f" WHERE lead_id = lead.id) i ON true WHERE {where} ORDER BY lead.id DESC"
-        )
 
 
 def id_floor(rfc3339: str) -> str:

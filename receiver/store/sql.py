@@ -162,8 +162,47 @@ MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
     " SELECT ?, source, events, first_seen_at, last_seen_at FROM lead_sources WHERE lead_id = ?"
     + _ADD_TO_LEAD_SOURCE
 )
-SAVE_LEAD = "UPDATE leads SET traits = ?, trait_times = ?, updated_at = ? WHERE id = ?"
-TOUCH_LEAD = "UPDATE leads SET updated_at = ? WHERE id = ?"
+# A lead's summary, kept on its row (migration lead_summary) so that a page or an export
+# of leads reads one row per lead: the first and last seen, event count and sources of
+# its lead_sources rows, and its identities in the order first seen, as JSON text.
+#
+# A delivery of a lead already known, from a source it already has, only moves the count
+# and the times: the lead's own update adds them (``_GROW``: SQL adds, so two writers
+# adding to one lead both count). Whatever else changes a lead's sources or identities
+# (a new lead or identity, two sources in one batch, a link, a merge, an adoption, a
+# replay, an erasure) has the lead summarized again from those rows, after them
+# (``SUMMARIZE_LEAD``, per batch: ``Pending.summarize``). SQLite's words, with numbered
+# parameters; PostgreSQL's executor sends its own text of each (postgres.ARRAYS).
+def _grow(n: int) -> str:
+    """SET clauses adding a batch's events from one source (parameters ``?n`` to
+    ``?n+3``: count, first and last occurred_at, the source as JSON text; NULL times and
+    source when the lead had no events in it). A source not in the list yet has the list
+    read again; the JSON text of a source is found as itself only after ``[`` or ``,``
+    (within a string, a quote is escaped)."""
+    count, first, last, source = (f"?{n + i}" for i in range(4))
+    return (
+        f" event_count = event_count + {count},"  # noqa: S608 (parameter names only)
+        f" first_seen_at = CASE WHEN first_seen_at IS NULL OR {first} < first_seen_at"
+        f" THEN {first} ELSE first_seen_at END,"
+        f" last_seen_at = CASE WHEN last_seen_at IS NULL OR {last} > last_seen_at"
+        f" THEN {last} ELSE last_seen_at END,"
+        f" sources_json = CASE WHEN {source} IS NULL OR instr(sources_json, '[' || {source}) > 0"
+        f" OR instr(sources_json, ',' || {source}) > 0 THEN sources_json"
+        " ELSE (SELECT json_group_array(source) FROM lead_sources WHERE lead_id = leads.id) END"
+    )
+
+
+SAVE_LEAD = f"UPDATE leads SET traits = ?1, trait_times = ?2, updated_at = ?3,{_grow(4)} WHERE id = ?8"  # noqa: S608
+TOUCH_LEAD = f"UPDATE leads SET updated_at = ?1,{_grow(2)} WHERE id = ?6"  # noqa: S608
+NO_GROWTH = (0, None, None, None)
+SUMMARIZE_LEAD = (
+    "UPDATE leads SET (first_seen_at, last_seen_at, event_count, sources_json) ="
+    " (SELECT min(first_seen_at), max(last_seen_at), coalesce(sum(events), 0), json_group_array(source)"
+    " FROM lead_sources WHERE lead_id = leads.id),"
+    " identities_json = (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
+    " FROM (SELECT source, kind, value FROM identities WHERE lead_id = leads.id"
+    " ORDER BY first_seen_at, kind)) WHERE id = ?"
+)
 
 
 class DedupKeys:
@@ -218,17 +257,20 @@ class Pending:
         """Lead -> updated_at, for leads whose traits changed (written from the cache)."""
         self.touched: dict[str, str] = {}
         """Lead -> updated_at, for leads only seen."""
+        self.summarize: set[str] = set()
+        """Leads to summarize again from their rows at the end (see ``SUMMARIZE_LEAD``)."""
         self.claimed = DedupKeys()
         """The dedup keys of the batch's deliveries."""
 
     def __bool__(self) -> bool:
         return bool(
             self.leads or self.identities or self.deliveries or self.events or self.keys
-            or self.messages or self.saved or self.touched
+            or self.messages or self.saved or self.touched or self.summarize
         )  # fmt: skip
 
     async def flush(self, x: Executor, cache: LeadCache) -> None:
         added = lead_sources(self.events, self.identities)
+        grown = self.growth(added)
         # In the order the foreign keys need: a delivery before its events and keys.
         for sql, rows in (
             (INSERT_LEAD, self.leads),
@@ -247,12 +289,33 @@ class Pending:
             rows = []
             for lead_id, at in self.saved.items():
                 traits = cache.traits[lead_id]
-                rows.append((_enc(traits[0]), _enc(traits[1]), at, lead_id))
+                rows.append((_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id))
             await x.many(SAVE_LEAD, rows)
             self.saved.clear()
         if self.touched:
-            await x.many(TOUCH_LEAD, [(at, lead_id) for lead_id, at in self.touched.items()])
+            rows = [(at, *grown.pop(lead_id, NO_GROWTH), lead_id) for lead_id, at in self.touched.items()]
+            await x.many(TOUCH_LEAD, rows)
             self.touched.clear()
+        self.summarize.update(grown)  # none expected: a lead with events is saved or touched
+        if self.summarize:
+            await x.many(SUMMARIZE_LEAD, [(lead_id,) for lead_id in sorted(self.summarize)])
+            self.summarize.clear()
+
+    def growth(self, added: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+        """What ``added`` (``lead_sources`` rows) adds to each lead's summary, for the leads
+        it leaves with the same identities and whose events came from one source (their
+        update adds it: ``_grow``); the others go to ``summarize``."""
+        self.summarize.update(row[4] for row in self.identities if row[4] is not None)
+        grown: dict[str, tuple[Any, ...]] = {}
+        for lead_id, source, n, first, last in added:
+            if lead_id in self.summarize:
+                continue
+            if lead_id in grown:
+                self.summarize.add(lead_id)
+                del grown[lead_id]
+            else:
+                grown[lead_id] = (n, first, last, _enc(source).decode())
+        return grown
 
 
 def lead_sources(events: list[tuple[Any, ...]], identities: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -284,9 +347,9 @@ def lead_sources(events: list[tuple[Any, ...]], identities: list[tuple[Any, ...]
 
 
 async def recount_leads(x: Executor, lead_ids: list[str]) -> None:
-    """``lead_sources`` of these leads computed again from their events and identities:
-    after events were deleted (a replay, an erasure), which cannot be subtracted from a
-    first or last."""
+    """``lead_sources`` of these leads, and their summaries, computed again from their
+    events and identities: after events were deleted (an erasure), which cannot be
+    subtracted from a first or last."""
     for lead_id in lead_ids:
         await x.run("DELETE FROM lead_sources WHERE lead_id = ?", (lead_id,))
         await x.run(
@@ -301,6 +364,8 @@ async def recount_leads(x: Executor, lead_ids: list[str]) -> None:
             " ON CONFLICT DO NOTHING",
             (lead_id,),
         )
+    if lead_ids:
+        await x.many(SUMMARIZE_LEAD, [(lead_id,) for lead_id in lead_ids])
 
 
 async def subtract_events(x: Executor, deleted: list[tuple[str, str, str]]) -> None:
@@ -397,6 +462,7 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
         await x.run("DELETE FROM events WHERE delivery_id = ?", (d.id,))
         # The replaced events leave their leads' summaries; the new ones join at the flush.
         await subtract_events(x, [(row[2], row[3], row[4]) for row in kept if row[2] is not None])
+        pending.summarize.update(row[2] for row in kept if row[2] is not None)
         await x.run(
             "UPDATE deliveries SET status = ?, reasons = ?, mapping = ? WHERE id = ?",
             (d.status, _enc(d.reasons).decode(), d.mapping, d.id),
@@ -576,6 +642,7 @@ class SQLLeadRepo:
         )
         if row is not None:  # its source is the lead's now
             await self.x.run(ADD_LEAD_SOURCE, (lead_id, row[0], 0, None, None))
+        self.pending.summarize.add(lead_id)
         self.cache.idents[(ident.kind, ident.value)] = lead_id
 
     async def merge_into(self, survivor: str, loser: str, now: str) -> None:
@@ -589,6 +656,7 @@ class SQLLeadRepo:
         await self.x.run("UPDATE events SET lead_id = ? WHERE lead_id = ?", (survivor, loser))
         await self.x.run(MOVE_LEAD_SOURCES, (survivor, loser))
         await self.x.run("DELETE FROM lead_sources WHERE lead_id = ?", (loser,))
+        self.pending.summarize.add(survivor)
         self.cache.live[loser] = survivor
         self.cache.traits.pop(loser, None)
         for key, lid in self.cache.idents.items():
@@ -608,4 +676,5 @@ class SQLLeadRepo:
             )
             seen = [r[1] for r in rows]
             await self.x.run(ADD_LEAD_SOURCE, (lead_id, source, len(seen), min(seen), max(seen)))
+            self.pending.summarize.add(lead_id)
         return [(_dec(r[0]).get("lead"), r[1]) for r in rows]
