@@ -222,6 +222,7 @@ class PgTransactions:
         ValueError,
         TypeError,
     )
+    locks = True  # other processes write too
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn

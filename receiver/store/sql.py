@@ -54,6 +54,14 @@ class Transactions(Protocol):
     bad_delivery: tuple[type[Exception], ...]
     """What a single bad delivery raises (a constraint, a value the driver refuses)."""
 
+    locks: bool
+    """Whether a transaction takes ``lock_keys`` (false where there is one writer)."""
+
+    async def prefetch(self, repo: SQLLeadRepo, batch: list[WriteRequest]) -> None:
+        """Read ahead, in the batch's transaction, what its deliveries will look up (or
+        nothing, where each lookup is cheap)."""
+        ...
+
     def transaction(self, lock_keys: list[str]) -> AbstractAsyncContextManager[SQLLeadRepo]:
         """One transaction, committed when the block ends and rolled back if it raises;
         ``lock_keys`` (see ``lock_keys``) are held until it ends where other processes write
@@ -106,10 +114,8 @@ async def write_batch(tx: Transactions, batch: list[WriteRequest]) -> list[Write
 async def _in_one_transaction(tx: Transactions, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
     results: list[WriteResult | Exception] = []
     # A store with one writer (SQLite) takes no locks: the keys are not even listed.
-    async with tx.transaction(lock_keys(batch) if getattr(tx, "locks", True) else []) as repo:
-        prefetch = getattr(tx, "prefetch", None)
-        if prefetch is not None:
-            await prefetch(repo, batch)
+    async with tx.transaction(lock_keys(batch) if tx.locks else []) as repo:
+        await tx.prefetch(repo, batch)
         try:
             for req in batch:
                 results.append(await write_one(repo.x, repo, req))

@@ -141,6 +141,9 @@ class SQLiteTransactions:
         self.conn = conn
         self.cache = cache
 
+    async def prefetch(self, repo: SQLLeadRepo, batch: list[WriteRequest]) -> None:
+        """Nothing: a lookup on this connection is a call, not a round trip."""
+
     @contextlib.asynccontextmanager
     async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
         conn = self.conn
