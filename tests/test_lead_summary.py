@@ -299,7 +299,7 @@ def test_a_store_from_before_the_summary_row_gets_it_from_its_rows(settings: Set
     assert db.rows("SELECT version FROM schema_migrations WHERE version = ?", version)
     statements = [
         f"ALTER TABLE leads DROP COLUMN {column}"
-        for column in ("first_seen_at", "last_seen_at", "event_count", "sources_json", "identities_json")
+        for column in ("first_seen_at", "last_seen_at", "event_count", "sources_json")
     ]
     for sql in (*statements, f"DELETE FROM schema_migrations WHERE version = {version}"):
         if db.backend == "sqlite":  # DB.rows does not commit
@@ -313,3 +313,35 @@ def test_a_store_from_before_the_summary_row_gets_it_from_its_rows(settings: Set
         # And it is kept from there on.
         kartra(client, {"id": "2", "email": "bob@example.com"})
         assert sorted(lead["event_count"] for lead in check(client, db).values()) == [2, 2, 2]
+
+
+def test_a_lead_row_does_not_grow_with_its_identities(settings: Settings, db: DB) -> None:
+    """A lead may gather any number of identities (a new order or customer code on every
+    sale): its row, rewritten on every delivery of the lead, stays the same size; the
+    identities are still all in its record."""
+
+    async def deliveries(n: int) -> None:
+        store = make_store(settings)
+        await store.open()
+        writer = Writer(store, queue_size=100, batch_max=64)
+        await writer.start()
+        try:
+            for i in range(n):
+                req = request(email="ann@example.com")
+                req.identities[0].append(Identity("phone", f"+1555010{i:04d}", True))
+                await writer.submit(req)
+        finally:
+            await writer.stop()
+            await store.close()
+
+    def row_size() -> int:
+        [row] = db.rows("SELECT * FROM leads WHERE merged_into IS NULL")
+        return sum(len(str(v)) for k, v in row.items() if k not in ("updated_at", "event_count"))
+
+    asyncio.run(deliveries(2))
+    small = row_size()
+    asyncio.run(deliveries(60))
+    assert row_size() == small
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        [lead] = check(client, db).values()
+    assert lead["event_count"] == 62 and len(lead["identities"]) == 61  # the email, 60 phones

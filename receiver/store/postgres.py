@@ -31,7 +31,7 @@ from ..ids import new_id
 from .base import Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
-from .reads import SQLReads
+from .reads import PostgresReads
 from .sql import (
     ADD_LEAD_SOURCE,
     INSERT_DELIVERY,
@@ -155,15 +155,7 @@ _SOURCES_SUMMARY = (
     "min(first_seen_at) AS f, max(last_seen_at) AS z, coalesce(sum(events), 0) AS n,"
     f" {_SOURCES_LIST} AS sources"
 )
-_IDENTITIES_SUMMARY = (
-    """'[' || coalesce(string_agg('{"source":' || to_json(source)::text"""
-    """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
-    """ || '}', ',' ORDER BY first_seen_at, kind), '') || ']' AS identities"""
-)
-_SET_SUMMARY = (
-    "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources,"
-    " identities_json = i.identities"
-)
+_SET_SUMMARY = "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources"
 # What a batch adds to a lead's summary (sql._grow), from the row ``r``: least() and
 # greatest() pass over NULL.
 _GROW = (
@@ -177,7 +169,6 @@ _GROW = (
 SUMMARIZE_ALL = (
     f"UPDATE leads SET {_SET_SUMMARY} FROM leads l"  # noqa: S608
     f" CROSS JOIN LATERAL (SELECT {_SOURCES_SUMMARY} FROM lead_sources WHERE lead_id = l.id) s"
-    f" CROSS JOIN LATERAL (SELECT {_IDENTITIES_SUMMARY} FROM identities WHERE lead_id = l.id) i"
     " WHERE leads.id = l.id AND l.merged_into IS NULL"
 )
 
@@ -199,10 +190,9 @@ ARRAYS = {
     TOUCH_LEAD: f"UPDATE leads SET updated_at = r.updated_at,{_GROW} FROM unnest($1::text[], $2::bigint[],"  # noqa: S608
     " $3::text[], $4::text[], $5::text[], $6::text[]) AS r(updated_at, n, f, z, source, id)"
     " WHERE leads.id = ANY($6::text[]) AND leads.id = r.id",
-    # Per lead, one short range of a primary key or covering index, aggregated in its order.
+    # Per lead, one short range of a primary key, aggregated in its order.
     SUMMARIZE_LEAD: f"UPDATE leads SET {_SET_SUMMARY} FROM unnest($1::text[]) AS r(id)"  # noqa: S608
     f" CROSS JOIN LATERAL (SELECT {_SOURCES_SUMMARY} FROM lead_sources WHERE lead_id = r.id) s"
-    f" CROSS JOIN LATERAL (SELECT {_IDENTITIES_SUMMARY} FROM identities WHERE lead_id = r.id) i"
     " WHERE leads.id = ANY($1::text[]) AND leads.id = r.id",
 }
 
@@ -327,7 +317,7 @@ LEADS_SQL = (
 )
 
 
-class PostgresStore(SQLReads):
+class PostgresStore(PostgresReads):
     dialect = "postgres"
 
     def __init__(self, url: str) -> None:

@@ -5,10 +5,11 @@ Events are listed newest first by ``received_at`` (ties by id), as the read API 
 cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
-A page is one statement whatever its size. A page of leads reads one row per lead: the
-write path keeps each lead's summary on it (first and last seen, event count, and its
-identities and sources as JSON text); Python nests the traits from their stored text
-(``leads.unflattened_json``) and decodes nothing else.
+A page is one statement whatever its size. A page of leads reads each lead's row, where
+the write path keeps its summary (first and last seen, event count, its sources as JSON
+text), and has the database write its identities as JSON text from their covering
+index; Python nests the traits from their stored text (``leads.unflattened_json``) and
+decodes nothing else.
 Exports are the same statements, chunk after chunk. Stored event documents are answered
 as stored, never decoded and encoded again (see ``event_json``).
 """
@@ -251,21 +252,21 @@ class SQLReads:
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
-    # A lead's summary is kept on its row by the write path (sql.SUMMARIZE_LEAD): one row
-    # per lead, nothing aggregated at read time.
+    # A lead's summary is kept on its row by the write path (sql.SUMMARIZE_LEAD); its
+    # identities, which may be many, are read from their covering index (identities_lead),
+    # in the dialect's words (``_lead_sql``).
     LEAD_COLUMNS = (
         "id, created_at, updated_at, coalesce(first_seen_at, created_at),"
-        " coalesce(last_seen_at, updated_at), event_count, traits, identities_json, sources_json"
+        " coalesce(last_seen_at, updated_at), event_count, traits, {identities}, sources_json"
     )
 
     def _lead_sql(self, where: str) -> str:
-        """One statement for the record rows of the leads ``where`` picks, newest first: id,
-        created_at, updated_at, first and last seen (created_at and updated_at when it has
-        no events), event count, traits, and the JSON text, compact as msgspec writes it,
-        of its identities (in the order first seen) and of its sources (those of its
-        events and identities, sorted)."""
-        # Only fixed clauses are joined here; every value is a bound parameter.
-        return f"SELECT {self.LEAD_COLUMNS} FROM leads WHERE {where} ORDER BY id DESC"  # noqa: S608
+        """One statement for the record rows of the leads ``where`` picks (a clause on the
+        table ``leads``), newest first: id, created_at, updated_at, first and last seen
+        (created_at and updated_at when it has no events), event count, traits, and the
+        JSON text, compact as msgspec writes it, of its identities (in the order first
+        seen) and of its sources (those of its events and identities, sorted)."""
+        raise NotImplementedError
 
     @staticmethod
     def _lead_records(rows: list[Any]) -> list[LeadRecord]:
@@ -435,6 +436,40 @@ class SQLReads:
     async def merged_lead_ids(self, lead_id: str) -> list[str]:
         rows = await self._all("SELECT id FROM leads WHERE merged_into = ? ORDER BY id", (lead_id,))
         return [str(r["id"]) for r in rows]
+
+
+class SQLiteReads(SQLReads):
+    """SQLite's dialect of the read queries."""
+
+    # Aggregated in the index's order, which SQLite keeps.
+    IDENTITIES = (
+        "(SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
+        " FROM (SELECT source, kind, value FROM identities WHERE lead_id = leads.id"
+        " ORDER BY first_seen_at, kind))"
+    )
+
+    def _lead_sql(self, where: str) -> str:
+        # Only fixed clauses are joined here; every value is a bound parameter.
+        columns = self.LEAD_COLUMNS.format(identities=self.IDENTITIES)
+        return f"SELECT {columns} FROM leads WHERE {where} ORDER BY id DESC"  # noqa: S608
+
+
+class PostgresReads(SQLReads):
+    """PostgreSQL's dialect of the read queries."""
+
+    # A lateral aggregate per lead, in the index's order; JSON written out compact, as
+    # msgspec writes it (json_agg adds spaces).
+    IDENTITIES = (
+        """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
+        """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
+        """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities FROM identities"""
+        " WHERE lead_id = leads.id) i ON true"
+    )
+
+    def _lead_sql(self, where: str) -> str:
+        # Only fixed clauses are joined here; every value is a bound parameter.
+        columns = self.LEAD_COLUMNS.format(identities="i.identities")
+        return f"SELECT {columns} FROM leads{self.IDENTITIES} WHERE {where} ORDER BY id DESC"  # noqa: S608
 
 
 def id_floor(rfc3339: str) -> str:

@@ -169,16 +169,17 @@ MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
     + _ADD_TO_LEAD_SOURCE
 )
 # A lead's summary, kept on its row (migration lead_summary) so that a page or an export
-# of leads reads one row per lead: the first and last seen, event count and sources of
-# its lead_sources rows, and its identities in the order first seen, as JSON text.
+# of leads reads it there: the first and last seen, event count and sources (as JSON
+# text) of its lead_sources rows. Not its identities: a lead may gather any number, and
+# this row is rewritten on every delivery of the lead (they are read from their own index).
 #
-# A delivery of a lead already known, from a source it already has, only moves the count
-# and the times: the lead's own update adds them (``_GROW``: SQL adds, so two writers
-# adding to one lead both count). Whatever else changes a lead's sources or identities
-# (a new lead or identity, two sources in one batch, a link, a merge, an adoption, a
-# replay, an erasure) has the lead summarized again from those rows, after them
-# (``SUMMARIZE_LEAD``, per batch: ``Pending.summarize``). SQLite's words, with numbered
-# parameters; PostgreSQL's executor sends its own text of each (postgres.ARRAYS).
+# A batch's events of a lead from one source only move the count and the times, and add
+# the source if it is new: the lead's own update does it (``_grow``: SQL adds, so two
+# writers adding to one lead both count). Whatever else changes a lead's lead_sources
+# rows (two sources in one batch, a link, a merge, an adoption, a replay, an erasure)
+# has the lead summarized again from those rows, after them (``SUMMARIZE_LEAD``, per
+# batch: ``Pending.summarize``). SQLite's words, with numbered parameters; PostgreSQL's
+# executor sends its own text of each (postgres.ARRAYS).
 def _grow(n: int) -> str:
     """SET clauses adding a batch's events from one source (parameters ``?n`` to
     ``?n+3``: count, first and last occurred_at, the source as JSON text; NULL times and
@@ -204,10 +205,7 @@ NO_GROWTH = (0, None, None, None)
 SUMMARIZE_LEAD = (
     "UPDATE leads SET (first_seen_at, last_seen_at, event_count, sources_json) ="
     " (SELECT min(first_seen_at), max(last_seen_at), coalesce(sum(events), 0), json_group_array(source)"
-    " FROM lead_sources WHERE lead_id = leads.id),"
-    " identities_json = (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
-    " FROM (SELECT source, kind, value FROM identities WHERE lead_id = leads.id"
-    " ORDER BY first_seen_at, kind)) WHERE id = ?"
+    " FROM lead_sources WHERE lead_id = leads.id) WHERE id = ?"
 )
 
 
@@ -309,9 +307,8 @@ class Pending:
 
     def growth(self, added: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
         """What ``added`` (``lead_sources`` rows) adds to each lead's summary, for the leads
-        it leaves with the same identities and whose events came from one source (their
-        update adds it: ``_grow``); the others go to ``summarize``."""
-        self.summarize.update(row[4] for row in self.identities if row[4] is not None)
+        with rows of one source in it (their update adds it: ``_grow``); the others go to
+        ``summarize``."""
         grown: dict[str, tuple[Any, ...]] = {}
         for lead_id, source, n, first, last in added:
             if lead_id in self.summarize:

@@ -36,7 +36,7 @@ from ..ids import new_id
 from .base import Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import complete_pending, erase, get_erasure, pending_count, scan, survey
 from .migrate import migrations
-from .reads import SQLReads
+from .reads import SQLiteReads
 from .resolve import run_sync
 from .sql import Executor, LeadCache, SQLLeadRepo, write_batch
 
@@ -230,7 +230,7 @@ def _owner_only(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
 
 
-class SQLiteStore(SQLReads):
+class SQLiteStore(SQLiteReads):
     dialect = "sqlite"
 
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
