@@ -31,9 +31,10 @@ from ..ids import new_id
 from .base import Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
-from .reads import PostgresReads
+from .reads import POSTGRES_IDENTITIES_JSON, PostgresReads
 from .sql import (
     ADD_LEAD_SOURCE,
+    IDENTITIES_ON_ROW,
     INSERT_DELIVERY,
     INSERT_EVENT,
     INSERT_IDENTITY,
@@ -155,7 +156,17 @@ _SOURCES_SUMMARY = (
     "min(first_seen_at) AS f, max(last_seen_at) AS z, coalesce(sum(events), 0) AS n,"
     f" {_SOURCES_LIST} AS sources"
 )
-_SET_SUMMARY = "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources"
+def _set_summary(lead: str) -> str:
+    """The SET clauses of a lead's summary from ``s`` (``_SOURCES_SUMMARY``), and its
+    identities while it has at most ``IDENTITIES_ON_ROW``."""
+    return (
+        "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources,"  # noqa: S608
+        " identities_json = CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM identities"
+        f" WHERE lead_id = {lead} LIMIT {IDENTITIES_ON_ROW + 1}) x) > {IDENTITIES_ON_ROW} THEN NULL"
+        f" ELSE {POSTGRES_IDENTITIES_JSON.format(lead=lead)} END"
+    )
+
+
 # What a batch adds to a lead's summary (sql._grow), from the row ``r``: least() and
 # greatest() pass over NULL.
 _GROW = (
@@ -167,7 +178,7 @@ _GROW = (
 )
 # Every lead of the store at once (``receiver copy-to-postgres``, after lead_sources).
 SUMMARIZE_ALL = (
-    f"UPDATE leads SET {_SET_SUMMARY} FROM leads l"  # noqa: S608
+    f"UPDATE leads SET {_set_summary('l.id')} FROM leads l"  # noqa: S608
     f" CROSS JOIN LATERAL (SELECT {_SOURCES_SUMMARY} FROM lead_sources WHERE lead_id = l.id) s"
     " WHERE leads.id = l.id AND l.merged_into IS NULL"
 )
@@ -191,7 +202,7 @@ ARRAYS = {
     " $3::text[], $4::text[], $5::text[], $6::text[]) AS r(updated_at, n, f, z, source, id)"
     " WHERE leads.id = ANY($6::text[]) AND leads.id = r.id",
     # Per lead, one short range of a primary key, aggregated in its order.
-    SUMMARIZE_LEAD: f"UPDATE leads SET {_SET_SUMMARY} FROM unnest($1::text[]) AS r(id)"  # noqa: S608
+    SUMMARIZE_LEAD: f"UPDATE leads SET {_set_summary('r.id')} FROM unnest($1::text[]) AS r(id)"  # noqa: S608
     f" CROSS JOIN LATERAL (SELECT {_SOURCES_SUMMARY} FROM lead_sources WHERE lead_id = r.id) s"
     " WHERE leads.id = ANY($1::text[]) AND leads.id = r.id",
 }

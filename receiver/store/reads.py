@@ -5,10 +5,10 @@ Events are listed newest first by ``received_at`` (ties by id), as the read API 
 cursor is the last id of a page (an event's cursor stands for its ``received_at`` and
 id), so rows arriving meanwhile sort before it and can neither be skipped nor repeated.
 
-A page is one statement whatever its size. A page of leads reads each lead's row, where
-the write path keeps its summary (first and last seen, event count, its sources as JSON
-text), and has the database write its identities as JSON text from their covering
-index; Python nests the traits from their stored text (``leads.unflattened_json``) and
+A page is one statement whatever its size. A page of leads reads one row per lead, where
+the write path keeps its summary (first and last seen, event count, and its sources and
+identities as JSON text; a lead with many identities has the database write them from
+their covering index instead); Python nests the traits from their stored text (``leads.unflattened_json``) and
 decodes nothing else.
 Exports are the same statements, chunk after chunk. Stored event documents are answered
 as stored, never decoded and encoded again (see ``event_json``).
@@ -252,13 +252,15 @@ class SQLReads:
         return None if row is None else event_from_row(row["data"], row["lead_id"])
 
     # -- leads --------------------------------------------------------------------------
-    # A lead's summary is kept on its row by the write path (sql.SUMMARIZE_LEAD); its
-    # identities, which may be many, are read from their covering index (identities_lead),
-    # in the dialect's words (``_lead_sql``).
+    # A lead's summary is kept on its row by the write path (sql.SUMMARIZE_LEAD), its
+    # identities too unless it has many (NULL): then they are read from their covering
+    # index (identities_lead), in the dialect's words (``IDENTITIES``; evaluated only then).
     LEAD_COLUMNS = (
         "id, created_at, updated_at, coalesce(first_seen_at, created_at),"
-        " coalesce(last_seen_at, updated_at), event_count, traits, {identities}, sources_json"
+        " coalesce(last_seen_at, updated_at), event_count, traits,"
+        " coalesce(identities_json, {identities}), sources_json"
     )
+    IDENTITIES = ""
 
     def _lead_sql(self, where: str) -> str:
         """One statement for the record rows of the leads ``where`` picks (a clause on the
@@ -266,7 +268,9 @@ class SQLReads:
         (created_at and updated_at when it has no events), event count, traits, and the
         JSON text, compact as msgspec writes it, of its identities (in the order first
         seen) and of its sources (those of its events and identities, sorted)."""
-        raise NotImplementedError
+        # Only fixed clauses are joined here; every value is a bound parameter.
+        columns = self.LEAD_COLUMNS.format(identities=self.IDENTITIES)
+        return f"SELECT {columns} FROM leads WHERE {where} ORDER BY id DESC"  # noqa: S608
 
     @staticmethod
     def _lead_records(rows: list[Any]) -> list[LeadRecord]:
@@ -448,28 +452,21 @@ class SQLiteReads(SQLReads):
         " ORDER BY first_seen_at, kind))"
     )
 
-    def _lead_sql(self, where: str) -> str:
-        # Only fixed clauses are joined here; every value is a bound parameter.
-        columns = self.LEAD_COLUMNS.format(identities=self.IDENTITIES)
-        return f"SELECT {columns} FROM leads WHERE {where} ORDER BY id DESC"  # noqa: S608
+
+# A lead's identities as JSON text in the order first seen, in PostgreSQL's words (also
+# what its write path keeps on the lead's row): written out compact, as msgspec writes it
+# (json_agg adds spaces). ``lead`` names the lead's id.
+POSTGRES_IDENTITIES_JSON = (
+    """'[' || coalesce((SELECT string_agg('{{"source":' || to_json(source)::text"""
+    """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
+    """ || '}}', ',' ORDER BY first_seen_at, kind) FROM identities WHERE lead_id = {lead}), '') || ']'"""
+)
 
 
 class PostgresReads(SQLReads):
     """PostgreSQL's dialect of the read queries."""
 
-    # A lateral aggregate per lead, in the index's order; JSON written out compact, as
-    # msgspec writes it (json_agg adds spaces).
-    IDENTITIES = (
-        """ LEFT JOIN LATERAL (SELECT '[' || string_agg('{"source":' || to_json(source)::text"""
-        """ || ',"kind":' || to_json(kind)::text || ',"value":' || to_json(value)::text"""
-        """ || '}', ',' ORDER BY first_seen_at, kind) || ']' AS identities FROM identities"""
-        " WHERE lead_id = leads.id) i ON true"
-    )
-
-    def _lead_sql(self, where: str) -> str:
-        # Only fixed clauses are joined here; every value is a bound parameter.
-        columns = self.LEAD_COLUMNS.format(identities="i.identities")
-        return f"SELECT {columns} FROM leads{self.IDENTITIES} WHERE {where} ORDER BY id DESC"  # noqa: S608
+    IDENTITIES = "(" + POSTGRES_IDENTITIES_JSON.format(lead="leads.id") + ")"
 
 
 def id_floor(rfc3339: str) -> str:

@@ -169,17 +169,19 @@ MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
     + _ADD_TO_LEAD_SOURCE
 )
 # A lead's summary, kept on its row (migration lead_summary) so that a page or an export
-# of leads reads it there: the first and last seen, event count and sources (as JSON
-# text) of its lead_sources rows. Not its identities: a lead may gather any number, and
-# this row is rewritten on every delivery of the lead (they are read from their own index).
+# of leads reads one row per lead: the first and last seen, event count and sources (as
+# JSON text) of its lead_sources rows, and its identities in the order first seen (as
+# JSON text) while it has at most ``IDENTITIES_ON_ROW``: a lead may gather any number of
+# identities (a customer code per sale) and this row is rewritten on every delivery of
+# the lead, so beyond that it holds NULL and they are read from their index.
 #
 # A batch's events of a lead from one source only move the count and the times, and add
 # the source if it is new: the lead's own update does it (``_grow``: SQL adds, so two
 # writers adding to one lead both count). Whatever else changes a lead's lead_sources
-# rows (two sources in one batch, a link, a merge, an adoption, a replay, an erasure)
-# has the lead summarized again from those rows, after them (``SUMMARIZE_LEAD``, per
-# batch: ``Pending.summarize``). SQLite's words, with numbered parameters; PostgreSQL's
-# executor sends its own text of each (postgres.ARRAYS).
+# or identities (a new identity, two sources in one batch, a link, a merge, an
+# adoption, a replay, an erasure) has the lead summarized again from those rows, after
+# them (``SUMMARIZE_LEAD``, per batch: ``Pending.summarize``). SQLite's words, with
+# numbered parameters; PostgreSQL's executor sends its own text of each (postgres.ARRAYS).
 def _grow(n: int) -> str:
     """SET clauses adding a batch's events from one source (parameters ``?n`` to
     ``?n+3``: count, first and last occurred_at, the source as JSON text; NULL times and
@@ -202,10 +204,16 @@ def _grow(n: int) -> str:
 SAVE_LEAD = f"UPDATE leads SET traits = ?1, trait_times = ?2, updated_at = ?3,{_grow(4)} WHERE id = ?8"  # noqa: S608
 TOUCH_LEAD = f"UPDATE leads SET updated_at = ?1,{_grow(2)} WHERE id = ?6"  # noqa: S608
 NO_GROWTH = (0, None, None, None)
+IDENTITIES_ON_ROW = 20
 SUMMARIZE_LEAD = (
-    "UPDATE leads SET (first_seen_at, last_seen_at, event_count, sources_json) ="
+    "UPDATE leads SET (first_seen_at, last_seen_at, event_count, sources_json) ="  # noqa: S608
     " (SELECT min(first_seen_at), max(last_seen_at), coalesce(sum(events), 0), json_group_array(source)"
-    " FROM lead_sources WHERE lead_id = leads.id) WHERE id = ?"
+    " FROM lead_sources WHERE lead_id = leads.id),"
+    " identities_json = CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM identities"
+    f" WHERE lead_id = leads.id LIMIT {IDENTITIES_ON_ROW + 1})) > {IDENTITIES_ON_ROW} THEN NULL"
+    " ELSE (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
+    " FROM (SELECT source, kind, value FROM identities WHERE lead_id = leads.id"
+    " ORDER BY first_seen_at, kind)) END WHERE id = ?"
 )
 
 
@@ -307,8 +315,9 @@ class Pending:
 
     def growth(self, added: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
         """What ``added`` (``lead_sources`` rows) adds to each lead's summary, for the leads
-        with rows of one source in it (their update adds it: ``_grow``); the others go to
-        ``summarize``."""
+        it leaves with the same identities and with rows of one source in it (their update
+        adds it: ``_grow``); the others go to ``summarize``."""
+        self.summarize.update(row[4] for row in self.identities if row[4] is not None)
         grown: dict[str, tuple[Any, ...]] = {}
         for lead_id, source, n, first, last in added:
             if lead_id in self.summarize:
