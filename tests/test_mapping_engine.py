@@ -203,3 +203,41 @@ def test_an_unknown_type_is_unmapped(tmp_path: Path) -> None:
     m = load_file(write(tmp_path, BASE))
     out = m.map({"kind": "waved"}, {}, "/", "2024-01-01T00:00:00.000Z")
     assert out.events == [] and out.unmapped == [{"index": 0, "source_type": "waved"}]
+
+
+def test_the_generated_pruner_leaves_what_prune_leaves() -> None:
+    """``extra.pruner(tree)`` is ``prune(node, tree)`` written out for one tree: the same
+    result, key order included, on random trees and documents."""
+    import random
+
+    import msgspec
+
+    from receiver.mapping.extra import GONE, prune, pruner
+
+    rng = random.Random(13)
+    keys = ["a", "b", "c", "*", "0", "d"]
+
+    def tree(depth: int) -> Any:
+        if depth == 0 or rng.random() < 0.3:
+            return True
+        return {k: tree(depth - 1) for k in rng.sample(keys, rng.randint(1, 4))}
+
+    def node(depth: int) -> Any:
+        r = rng.random()
+        if depth == 0 or r < 0.25:
+            return rng.choice([1, "x", "", None, 2.5, True])
+        if r < 0.6:
+            return {k: node(depth - 1) for k in rng.sample(keys, rng.randint(0, 5))}
+        return [node(depth - 1) for _ in range(rng.randint(0, 3))]
+
+    for _ in range(2000):
+        t = tree(4)
+        if t is True:
+            t = {"a": True}
+        fn = pruner(t)
+        for _ in range(5):
+            n = node(5)
+            want, got = prune(n, t), fn(n)
+            assert (want is GONE) == (got is GONE), (t, n)
+            if want is not GONE:
+                assert msgspec.json.encode(got) == msgspec.json.encode(want), (t, n)
