@@ -241,3 +241,36 @@ def test_the_generated_pruner_leaves_what_prune_leaves() -> None:
             assert (want is GONE) == (got is GONE), (t, n)
             if want is not GONE:
                 assert msgspec.json.encode(got) == msgspec.json.encode(want), (t, n)
+
+
+def test_campaign_reads_the_utm_parameters_as_parse_qs_does() -> None:
+    """The ``campaign`` transform decodes only the utm_* pairs: the same result as
+    ``parse_qs`` of the whole query, names and order included."""
+    import random
+    from urllib.parse import parse_qs, urlsplit
+
+    from receiver.mapping.transforms import _UTM, _campaign
+
+    def reference(v: str) -> dict[str, str] | None:
+        if "utm_" not in v:
+            return None
+        try:
+            query = parse_qs(urlsplit(v).query)
+        except ValueError:
+            return None
+        out = {_UTM[k]: vals[0] for k, vals in query.items() if k in _UTM and vals[0]}
+        return out or None
+
+    rng = random.Random(13)
+    parts = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm%5Fsource",
+             "utm_+source", "x", "", "=", "&", "%", "%zz", "%C3%A9", "%ff", "+", "a b", "#", "?", "[",
+             "]", "http://", ";", "utm_source=", "é", "\n", "\x00", "%2B", "utm_medium%3D"]  # fmt: skip
+    for _ in range(20000):
+        v = "".join(
+            rng.choice(parts) + rng.choice(["", "=", "&", "=v", "=1&"]) for _ in range(rng.randint(0, 8))
+        )
+        if rng.random() < 0.5:
+            v = "https://e.com/p?" + v
+        want, got = reference(v), _campaign(v, None, None)
+        assert got == want, v
+        assert want is None or list(got.items()) == list(want.items()), v
