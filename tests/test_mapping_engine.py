@@ -274,3 +274,32 @@ def test_campaign_reads_the_utm_parameters_as_parse_qs_does() -> None:
         want, got = reference(v), _campaign(v, None, None)
         assert got == want, v
         assert want is None or list(got.items()) == list(want.items()), v
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("12", 12),
+        (" 007 ", 7),
+        ("999999999999999", 999999999999999),
+        ("9007199254740993", 9007199254740992.0),
+        ("1.0", 1.0),
+        ("+5", 5),
+        ("1e3", 1000.0),
+    ],
+)
+def test_number_from_text_is_the_same_on_its_short_path(text: str, number: float) -> None:
+    """Short ASCII digit strings take a shortcut to ``int``; the same value and class as
+    the general path (which rounds through a float from 16 digits on)."""
+    from receiver.mapping.transforms import _to_number
+
+    got = _to_number(text, None, None)  # type: ignore[arg-type]
+    assert got == number and type(got) is type(number)
+
+
+@pytest.mark.parametrize("text", ["", "²", "1 2", "0x10", "12abc"])
+def test_text_that_is_not_a_plain_number_is_refused(text: str) -> None:
+    from receiver.mapping.transforms import TransformError, _to_number
+
+    with pytest.raises(TransformError):
+        _to_number(text, None, None)  # type: ignore[arg-type]

@@ -181,6 +181,8 @@ def _to_number(v: Any, n: Any, c: Ctx) -> Any:
     cls = v.__class__
     if cls is str:
         s = v.strip()
+        if len(s) < 16 and s.isdigit() and s.isascii():  # what the rest makes of it, sooner
+            return int(s)
         if NUMBER.fullmatch(s) is None:
             raise TransformError(f"must be a number, got {v[:40]!r}")
         f = float(s)
