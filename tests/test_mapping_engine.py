@@ -303,3 +303,41 @@ def test_text_that_is_not_a_plain_number_is_refused(text: str) -> None:
 
     with pytest.raises(TransformError):
         _to_number(text, None, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
+def test_a_utc_date_time_of_an_iso_shape_reads_as_through_datetime(fmt: str) -> None:
+    """A value in UTC of a shape ``fromisoformat`` reads is written from its own text: the
+    same as parsing it and writing the instant, and the same refusals."""
+    import random
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from receiver.mapping.transforms import _ISO_SHAPES, DatetimeArgs, TransformError, _instant, t_datetime
+
+    def reference(v: str) -> str:
+        s = v.strip()
+        try:
+            dt = datetime.fromisoformat(s) if _ISO_SHAPES[fmt].fullmatch(s) else datetime.strptime(s, fmt)
+        except ValueError:
+            return "refused"
+        return _instant(dt.replace(tzinfo=UTC))
+
+    fn = t_datetime(msgspec.convert({"format": fmt}, DatetimeArgs))
+    rng = random.Random(13)
+    sep = {"%Y-%m-%d %H:%M:%S": " ", "%Y-%m-%dT%H:%M:%S": "T"}.get(fmt)
+    years = ["0000", "0001", "0999", "1969", "1970", "2024", "9999", "٢٠٢٤", "%04d"]
+    for _ in range(5000):
+        y = rng.choice(years).replace("%04d", f"{rng.randint(0, 9999):04d}")
+        v = f"{y}-{rng.choice(['00', '01', '12', '13', '1', '١٢'])}"
+        v += f"-{rng.choice(['00', '01', '29', '31', '32'])}"
+        if sep:
+            v += f"{sep}{rng.choice(['00', '23', '24', '9'])}:{rng.choice(['00', '59', '60'])}"
+            v += f":{rng.choice(['00', '59', '60'])}"
+        v = rng.choice(["", " "]) + v
+        try:
+            got = fn(v, None, None)  # type: ignore[arg-type]
+        except TransformError:
+            got = "refused"
+        assert got == reference(v), v

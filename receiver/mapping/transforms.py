@@ -255,6 +255,14 @@ _ISO_SHAPES = {
     "%Y-%m-%d": re.compile(r"\d{4}-\d\d-\d\d"),
 }
 
+#: For a value of one of those shapes that ``fromisoformat`` takes, in UTC: its RFC 3339
+#: text, as ``_instant`` writes it (years 0001-9999, no fraction of a second).
+_ISO_UTC_TEXT: dict[str, Callable[[str], str]] = {
+    "%Y-%m-%d %H:%M:%S": lambda s: f"{s[:10]}T{s[11:]}.000Z",
+    "%Y-%m-%dT%H:%M:%S": lambda s: f"{s}.000Z",
+    "%Y-%m-%d": lambda s: f"{s}T00:00:00.000Z",
+}
+
 
 def _zone(name: str) -> tzinfo:
     if name == "UTC":
@@ -293,6 +301,7 @@ def t_datetime(args: DatetimeArgs) -> Fn:
     RFC 3339 / ISO 8601 without a format."""
     fmt, tz = args.format, _zone(args.tz)
     shape = _ISO_SHAPES.get(fmt) if fmt else None
+    as_utc = _ISO_UTC_TEXT.get(fmt) if fmt and tz is UTC else None
 
     def fn(v: Any, n: Any, c: Ctx) -> Any:
         if not isinstance(v, str):
@@ -301,6 +310,8 @@ def t_datetime(args: DatetimeArgs) -> Fn:
         try:
             if shape is not None and shape.fullmatch(s):
                 dt = datetime.fromisoformat(s)
+                if as_utc is not None and s.isascii():  # a valid date-time, already in UTC
+                    return as_utc(s)
             elif fmt:
                 dt = datetime.strptime(s, fmt)
             else:
