@@ -203,3 +203,141 @@ def test_an_unknown_type_is_unmapped(tmp_path: Path) -> None:
     m = load_file(write(tmp_path, BASE))
     out = m.map({"kind": "waved"}, {}, "/", "2024-01-01T00:00:00.000Z")
     assert out.events == [] and out.unmapped == [{"index": 0, "source_type": "waved"}]
+
+
+def test_the_generated_pruner_leaves_what_prune_leaves() -> None:
+    """``extra.pruner(tree)`` is ``prune(node, tree)`` written out for one tree: the same
+    result, key order included, on random trees and documents."""
+    import random
+
+    import msgspec
+
+    from receiver.mapping.extra import GONE, prune, pruner
+
+    rng = random.Random(13)
+    keys = ["a", "b", "c", "*", "0", "d"]
+
+    def tree(depth: int) -> Any:
+        if depth == 0 or rng.random() < 0.3:
+            return True
+        return {k: tree(depth - 1) for k in rng.sample(keys, rng.randint(1, 4))}
+
+    def node(depth: int) -> Any:
+        r = rng.random()
+        if depth == 0 or r < 0.25:
+            return rng.choice([1, "x", "", None, 2.5, True])
+        if r < 0.6:
+            return {k: node(depth - 1) for k in rng.sample(keys, rng.randint(0, 5))}
+        return [node(depth - 1) for _ in range(rng.randint(0, 3))]
+
+    for _ in range(2000):
+        t = tree(4)
+        if t is True:
+            t = {"a": True}
+        fn = pruner(t)
+        for _ in range(5):
+            n = node(5)
+            want, got = prune(n, t), fn(n)
+            assert (want is GONE) == (got is GONE), (t, n)
+            if want is not GONE:
+                assert msgspec.json.encode(got) == msgspec.json.encode(want), (t, n)
+
+
+def test_campaign_reads_the_utm_parameters_as_parse_qs_does() -> None:
+    """The ``campaign`` transform decodes only the utm_* pairs: the same result as
+    ``parse_qs`` of the whole query, names and order included."""
+    import random
+    from urllib.parse import parse_qs, urlsplit
+
+    from receiver.mapping.transforms import _UTM, _campaign
+
+    def reference(v: str) -> dict[str, str] | None:
+        if "utm_" not in v:
+            return None
+        try:
+            query = parse_qs(urlsplit(v).query)
+        except ValueError:
+            return None
+        out = {_UTM[k]: vals[0] for k, vals in query.items() if k in _UTM and vals[0]}
+        return out or None
+
+    rng = random.Random(13)
+    parts = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm%5Fsource",
+             "utm_+source", "x", "", "=", "&", "%", "%zz", "%C3%A9", "%ff", "+", "a b", "#", "?", "[",
+             "]", "http://", ";", "utm_source=", "é", "\n", "\x00", "%2B", "utm_medium%3D"]  # fmt: skip
+    for _ in range(20000):
+        v = "".join(
+            rng.choice(parts) + rng.choice(["", "=", "&", "=v", "=1&"]) for _ in range(rng.randint(0, 8))
+        )
+        if rng.random() < 0.5:
+            v = "https://e.com/p?" + v
+        want, got = reference(v), _campaign(v, None, None)
+        assert got == want, v
+        assert want is None or list(got.items()) == list(want.items()), v
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("12", 12),
+        (" 007 ", 7),
+        ("999999999999999", 999999999999999),
+        ("9007199254740993", 9007199254740992.0),
+        ("1.0", 1.0),
+        ("+5", 5),
+        ("1e3", 1000.0),
+    ],
+)
+def test_number_from_text_is_the_same_on_its_short_path(text: str, number: float) -> None:
+    """Short ASCII digit strings take a shortcut to ``int``; the same value and class as
+    the general path (which rounds through a float from 16 digits on)."""
+    from receiver.mapping.transforms import _to_number
+
+    got = _to_number(text, None, None)  # type: ignore[arg-type]
+    assert got == number and type(got) is type(number)
+
+
+@pytest.mark.parametrize("text", ["", "²", "1 2", "0x10", "12abc"])
+def test_text_that_is_not_a_plain_number_is_refused(text: str) -> None:
+    from receiver.mapping.transforms import TransformError, _to_number
+
+    with pytest.raises(TransformError):
+        _to_number(text, None, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
+def test_a_utc_date_time_of_an_iso_shape_reads_as_through_datetime(fmt: str) -> None:
+    """A value in UTC of a shape ``fromisoformat`` reads is written from its own text: the
+    same as parsing it and writing the instant, and the same refusals."""
+    import random
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from receiver.mapping.transforms import _ISO_SHAPES, DatetimeArgs, TransformError, _instant, t_datetime
+
+    def reference(v: str) -> str:
+        s = v.strip()
+        try:
+            dt = datetime.fromisoformat(s) if _ISO_SHAPES[fmt].fullmatch(s) else datetime.strptime(s, fmt)
+        except ValueError:
+            return "refused"
+        return _instant(dt.replace(tzinfo=UTC))
+
+    fn = t_datetime(msgspec.convert({"format": fmt}, DatetimeArgs))
+    rng = random.Random(13)
+    sep = {"%Y-%m-%d %H:%M:%S": " ", "%Y-%m-%dT%H:%M:%S": "T"}.get(fmt)
+    years = ["0000", "0001", "0999", "1969", "1970", "2024", "9999", "٢٠٢٤", "%04d"]
+    for _ in range(5000):
+        y = rng.choice(years).replace("%04d", f"{rng.randint(0, 9999):04d}")
+        v = f"{y}-{rng.choice(['00', '01', '12', '13', '1', '١٢'])}"
+        v += f"-{rng.choice(['00', '01', '29', '31', '32'])}"
+        if sep:
+            v += f"{sep}{rng.choice(['00', '23', '24', '9'])}:{rng.choice(['00', '59', '60'])}"
+            v += f":{rng.choice(['00', '59', '60'])}"
+        v = rng.choice(["", " "]) + v
+        try:
+            got = fn(v, None, None)  # type: ignore[arg-type]
+        except TransformError:
+            got = "refused"
+        assert got == reference(v), v

@@ -61,8 +61,9 @@ class _Type:
     plan: TypePlan
     check: Callable[[Any, Ctx], None]
     build: Callable[[Any, Ctx, str], dict[str, Any]]
-    extra: list[extra.Tree]
-    """Per event root: the paths the type reads, relative to the item."""
+    extra: list[extra.Pruner]
+    """Per event root: what of an item the type does not read (``extra.pruner`` of the
+    tree of the paths it reads, relative to the item)."""
 
 
 class CompiledMapping:
@@ -81,7 +82,7 @@ class CompiledMapping:
         for i, (name, t) in enumerate(plan.types.items()):
             build = executor.outputs(t.outputs, f"map_{i}_{_identifier(name)}")
             check = executor.constraints(t.constraints, f"check_{i}_{_identifier(name)}")
-            self._types[name] = _Type(t, check, build, extra.trees(plan, t))
+            self._types[name] = _Type(t, check, build, [extra.pruner(tr) for tr in extra.trees(plan, t)])
         self._identities = executor.values(tuple(r.value for r in plan.identities), "identities")
         self._private = privacy.private_outputs(plan)
 
@@ -235,7 +236,7 @@ class CompiledMapping:
         anonymous_id = out.get("anonymous_id")
         if anonymous_id is None:
             anonymous_id = next((i.value for i in identities if not i.known), None)
-        rest = extra.prune(item, t.extra[root_index])
+        rest = t.extra[root_index](item)
         outcome.events.append(
             MappedEvent(
                 source_type=st,

@@ -3,7 +3,7 @@ sent it, so nothing is lost (docs/events.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .paths import Path
@@ -90,3 +90,80 @@ def prune(node: Any, tree: Any) -> Any:
             return GONE
         return [None if x is GONE else x for x in items]
     return node
+
+
+Pruner = Callable[[Any], Any]
+"""``prune(node, tree)`` for one tree, generated once per event type and root."""
+
+
+def pruner(tree: Tree) -> Pruner:
+    """A function doing what ``prune(node, tree)`` does for this one tree: the tree is
+    written into its code (each level's keys read whole as a frozenset, each subtree
+    inline), so no Python call and no lookup in the tree is left per key and level."""
+    env: dict[str, Any] = {"GONE": GONE, "dict": dict, "list": list}
+    names = iter(range(1, 1 << 30))
+    lines = ["def prune_extra(n0):", *_indent(_prune_lines(tree, "n0", "r0", env, names)), "    return r0"]
+    src = "\n".join(lines)
+    exec(compile(src, "<extra prune_extra>", "exec"), env)  # noqa: S102 - our own generated code
+    fn = env["prune_extra"]
+    fn.__source__ = src
+    return fn  # type: ignore[no-any-return]
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return ["    " + line for line in lines]
+
+
+def _prune_lines(tree: Any, node: str, result: str, env: dict[str, Any], names: Iterator[int]) -> list[str]:
+    """Lines that set ``result`` to ``prune(node, tree)``."""
+    if tree is True:
+        return [f"{result} = GONE"]
+    n = next(names)
+    lines = [f"if isinstance({node}, dict):"]
+    whole = frozenset(k for k, sub in tree.items() if sub is True)
+    subs = {k: sub for k, sub in tree.items() if sub is not True}
+    k, v, x = f"k{n}", f"v{n}", f"x{n}"
+    body: list[str] = []
+    if whole:
+        env[f"W{n}"] = whole
+        body.append(f"if {k} in W{n}: continue")
+    if subs:
+        env[f"S{n}"] = frozenset(subs)
+        branch: list[str] = []
+        for i, (key, sub) in enumerate(subs.items()):
+            branch.append(f"{'if' if i == 0 else 'elif'} {k} == {key!r}:")
+            branch += _indent(_prune_lines(sub, v, x, env, names))
+        body += [
+            f"if {k} in S{n}:",
+            *_indent(branch),
+            f"    if {x} is not GONE: {result}[{k}] = {x}",
+            "    continue",
+        ]
+    body.append(f"{result}[{k}] = {v}")
+    lines += [
+        f"    {result} = {{}}",
+        f"    for {k}, {v} in {node}.items():",
+        *_indent(_indent(body)),
+        f"    if not {result}: {result} = GONE",
+    ]
+    star = tree.get("*")
+    lines.append(f"elif isinstance({node}, list):")
+    if star is None:
+        lines.append(f"    {result} = {node}")
+    else:
+        el, acc, y = f"e{n}", f"a{n}", f"y{n}"
+        lines += [
+            f"    if not {node}:",
+            f"        {result} = GONE",  # an empty array the mapping reads item by item is read
+            "    else:",
+            f"        {acc} = []",
+            f"        for {el} in {node}:",
+            *_indent(_indent(_indent(_prune_lines(star, el, y, env, names)))),
+            f"            {acc}.append({y})",
+            f"        if all({y} is GONE for {y} in {acc}):",
+            f"            {result} = GONE",
+            "        else:",
+            f"            {result} = [None if {y} is GONE else {y} for {y} in {acc}]",
+        ]
+    lines += ["else:", f"    {result} = {node}"]
+    return lines
