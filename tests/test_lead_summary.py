@@ -113,6 +113,15 @@ def check(client: TestClient, db: DB) -> dict[str, dict[str, Any]]:
     return want
 
 
+def alter(db: DB, sql: str) -> None:
+    """Run one schema statement on the test's store (taking it back to an older schema)."""
+    if db.backend == "sqlite":  # DB.rows does not commit
+        with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as conn:
+            conn.execute(sql)
+    else:
+        db.rows(sql)
+
+
 def lead_of(client: TestClient, email: str) -> str:
     found = client.get("/v1/leads", headers=KEY, params={"email": email}).json()["data"]
     assert len(found) == 1
@@ -181,11 +190,7 @@ def test_a_store_from_before_the_summary_gets_it_from_its_events(settings: Setti
         "CREATE INDEX events_lead_seen ON events (lead_id, source, occurred_at)",
         f"DELETE FROM schema_migrations WHERE version = {version}",
     ):
-        if db.backend == "sqlite":  # DB.rows does not commit
-            with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as conn:
-                conn.execute(sql)
-        else:
-            db.rows(sql)
+        alter(db, sql)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert check(client, db) == want
         assert sorted(lead["event_count"] for lead in want.values()) == [1, 3]
@@ -302,11 +307,7 @@ def test_a_store_from_before_the_summary_row_gets_it_from_its_rows(settings: Set
         for column in ("first_seen_at", "last_seen_at", "event_count", "sources_json", "identities_json")
     ]
     for sql in (*statements, f"DELETE FROM schema_migrations WHERE version = {version}"):
-        if db.backend == "sqlite":  # DB.rows does not commit
-            with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as conn:
-                conn.execute(sql)
-        else:
-            db.rows(sql)
+        alter(db, sql)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert check(client, db) == want
         assert sorted(lead["event_count"] for lead in want.values()) == [1, 2, 2]
