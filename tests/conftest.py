@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sqlite3
@@ -120,6 +121,12 @@ class DB:
         finally:
             conn.close()
 
+    def execute(self, sql: str) -> None:
+        """Run one statement and commit it (``rows`` does not commit on SQLite): e.g. to
+        take a store back to an older schema."""
+        with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            conn.execute(sql)
+
     def deliveries(self) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM deliveries ORDER BY id")
 
@@ -169,6 +176,9 @@ class PgDB(DB):
                 await conn.close()
 
         return asyncio.run(run())
+
+    def execute(self, sql: str) -> None:
+        self.rows(sql)  # each statement commits on its own
 
     @property
     def backend(self) -> str:

@@ -7,10 +7,8 @@ HTTP, on both backends."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -113,15 +111,6 @@ def check(client: TestClient, db: DB) -> dict[str, dict[str, Any]]:
     return want
 
 
-def alter(db: DB, sql: str) -> None:
-    """Run one schema statement on the test's store (taking it back to an older schema)."""
-    if db.backend == "sqlite":  # DB.rows does not commit
-        with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as conn:
-            conn.execute(sql)
-    else:
-        db.rows(sql)
-
-
 def lead_of(client: TestClient, email: str) -> str:
     found = client.get("/v1/leads", headers=KEY, params={"email": email}).json()["data"]
     assert len(found) == 1
@@ -190,7 +179,7 @@ def test_a_store_from_before_the_summary_gets_it_from_its_events(settings: Setti
         "CREATE INDEX events_lead_seen ON events (lead_id, source, occurred_at)",
         f"DELETE FROM schema_migrations WHERE version = {version}",
     ):
-        alter(db, sql)
+        db.execute(sql)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert check(client, db) == want
         assert sorted(lead["event_count"] for lead in want.values()) == [1, 3]
@@ -307,7 +296,7 @@ def test_a_store_from_before_the_summary_row_gets_it_from_its_rows(settings: Set
         for column in ("first_seen_at", "last_seen_at", "event_count", "sources_json", "identities_json")
     ]
     for sql in (*statements, f"DELETE FROM schema_migrations WHERE version = {version}"):
-        alter(db, sql)
+        db.execute(sql)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert check(client, db) == want
         assert sorted(lead["event_count"] for lead in want.values()) == [1, 2, 2]

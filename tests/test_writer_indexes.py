@@ -4,9 +4,7 @@ who signs up after it, through the rebuilt partial index."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 
 from conftest import AUTH, DB
 from starlette.testclient import TestClient
@@ -22,14 +20,6 @@ def convead(client: TestClient, page: str, **fields: str) -> None:
     assert r.status_code == 202, r.text
 
 
-def run(db: DB, sql: str) -> None:
-    if db.backend == "sqlite":  # DB.rows does not commit
-        with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as conn:
-            conn.execute(sql)
-    else:
-        db.rows(sql)
-
-
 def test_a_store_from_before_the_migration_adopts_its_anonymous_events(settings: Settings, db: DB) -> None:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         convead(client, "a", guest_uid="g-1")
@@ -42,7 +32,7 @@ def test_a_store_from_before_the_migration_adopts_its_anonymous_events(settings:
         "CREATE INDEX events_anonymous ON events (source, anonymous_id) WHERE anonymous_id IS NOT NULL",
         f"DELETE FROM schema_migrations WHERE version = {version}",
     ):
-        run(db, sql)
+        db.execute(sql)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         convead(client, "d", guest_uid="g-1", visitor_uid="v-1")  # the guest signs up
     assert db.rows("SELECT version FROM schema_migrations WHERE version = ?", version)
