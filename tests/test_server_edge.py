@@ -303,3 +303,80 @@ def test_serving_every_interface_prints_a_hint_not_unusable_urls(data_dir: Path)
     assert "/hooks/kartra?token=" in out
     banner = out.split("INFO:", 1)[0]
     assert "http://0.0.0.0:" not in banner
+
+
+# -- one write per answer ---------------------------------------------------------------------
+class _Recording:
+    """A transport that keeps what is written to it, call by call."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra {name}"
+
+
+def test_an_answer_head_and_body_leave_in_one_write_in_order() -> None:
+    import asyncio
+
+    from receiver.serving import _OneWrite
+
+    async def run() -> _Recording:
+        rec = _Recording()
+        t = _OneWrite(rec, asyncio.get_running_loop())  # type: ignore[arg-type]
+        t.hold_next()
+        t.write(b"HEAD1")
+        t.write(b"BODY1")  # same step: one write with the head
+        assert rec.writes == [b"HEAD1BODY1"]
+        t.write(b"chunk")  # a stream's next chunk: straight through
+        t.hold_next()  # a pipelined request's headers, while an answer is still going
+        t.write(b"HEAD2")
+        await asyncio.sleep(0)  # a head with no body in the same step still leaves
+        await asyncio.sleep(0)
+        assert rec.writes[-1] == b"HEAD2"
+        t.hold_next()
+        t.write(b"HEAD3")
+        t.close()  # closing sends what is held first
+        assert t.get_extra_info("peername") == "extra peername"
+        await asyncio.sleep(0)
+        return rec
+
+    rec = asyncio.run(run())
+    assert rec.writes == [b"HEAD1BODY1", b"chunk", b"HEAD2", b"HEAD3"] and rec.closed
+
+
+def test_pipelined_requests_head_and_keep_alive_answer_complete_and_in_order(
+    limited: Server, stored: DB
+) -> None:
+    def post(n: int) -> bytes:
+        body = json.dumps({**KARTRA_VISIT, "n": n}).encode()
+        return (
+            b"POST /hooks/kartra?token=" + SECRETS["RECEIVER_KARTRA_TOKEN"].encode() + b" HTTP/1.1\r\n"
+            b"Host: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+
+    head = b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    s = _raw(limited.port, post(1) + head + post(2) + get)
+    got, _ = _answer_then_close(s)
+    answers = got.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"202", b"200", b"202", b"200"], got
+    for a, is_head in zip(answers, [False, True, False, False], strict=True):
+        headers, _, rest = a.partition(b"\r\n\r\n")
+        fields = dict(line.split(b": ", 1) for line in headers.split(b"\r\n")[1:])
+        length = int(fields[b"content-length"])
+        assert length > 0 and len(rest) == (0 if is_head else length)  # whole, none run into the next
+    assert json.loads(answers[-1].partition(b"\r\n\r\n")[2]) == {"status": "ok"}
+    assert stored.count("deliveries") == 2
