@@ -17,8 +17,8 @@ here (uvicorn accepts a protocol class as ``http=``):
 Two costs of uvicorn's protocol are cut on the way, each paid on every request: an
 answer's head and body leave in one ``write`` (uvicorn writes the head as soon as the app
 starts its answer: two system calls and two TCP segments for every small answer), and
-the header deadline is kept by one sweeping task (``timers.Sweeper``), not a timer
-scheduled and cancelled per request.
+the header and keep-alive deadlines are kept by sweeping tasks (``timers.Sweeper``), not
+a timer scheduled and cancelled twice per request.
 """
 
 from __future__ import annotations
@@ -177,10 +177,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._linger_timer is not None:
                 self._linger_timer.cancel()
                 self._linger_timer = None
-            if not self.transport.is_closing() and self.timeout_keep_alive_task is None:
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler
-                )
+            if not self.transport.is_closing() and not _keepalive_deadlines.armed(self):
+                _keepalive_deadlines.arm(self, self.loop, self.timeout_keep_alive)
 
     def on_response_complete(self) -> None:
         if not self._message_complete and not self.transport.is_closing():
@@ -188,7 +186,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._lingering = True
             self._linger_left = LINGER_BYTES
             self._linger_timer = self.loop.call_later(LINGER_SECONDS, self._close)
-        super().on_response_complete()
+        # Uvicorn's own, but for the keep-alive deadline, armed on the sweeper.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            _keepalive_deadlines.arm(self, self.loop, self.timeout_keep_alive)
+
+    def _unset_keepalive_if_required(self) -> None:  # on every read, and when answered
+        _keepalive_deadlines.disarm(self)
+        super()._unset_keepalive_if_required()
 
     # -- helpers -----------------------------------------------------------------------
     def _arm_header_timer(self) -> None:
@@ -219,6 +231,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _cancel_timers(self) -> None:
         _header_deadlines.disarm(self)
+        _keepalive_deadlines.disarm(self)
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
@@ -228,6 +241,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 #: connection, arms one; the end of the headers disarms it).
 _header_deadlines: Sweeper[LimitedHttpToolsProtocol] = Sweeper(
     0.1, LimitedHttpToolsProtocol._headers_timed_out
+)
+#: The keep-alive deadlines of every idle connection (an answer arms one; a read disarms it).
+_keepalive_deadlines: Sweeper[LimitedHttpToolsProtocol] = Sweeper(
+    0.1, LimitedHttpToolsProtocol.timeout_keep_alive_handler
 )
 
 

@@ -209,7 +209,12 @@ def _answer_then_close(s: socket.socket) -> tuple[bytes, float]:
 @pytest.fixture
 def limited(data_dir: Path) -> Any:
     """A server (on SQLite: these limits are the HTTP server's) with 1-second deadlines."""
-    env = make_env(data_dir, RECEIVER_HEADER_TIMEOUT_SECONDS="1", RECEIVER_BODY_TIMEOUT_SECONDS="1")
+    env = make_env(
+        data_dir,
+        RECEIVER_HEADER_TIMEOUT_SECONDS="1",
+        RECEIVER_BODY_TIMEOUT_SECONDS="1",
+        RECEIVER_KEEPALIVE_SECONDS="1",
+    )
     server = Server(data_dir, env=env).start()
     yield server
     server.stop()
@@ -380,3 +385,23 @@ def test_pipelined_requests_head_and_keep_alive_answer_complete_and_in_order(
         assert length > 0 and len(rest) == (0 if is_head else length)  # whole, none run into the next
     assert json.loads(answers[-1].partition(b"\r\n\r\n")[2]) == {"status": "ok"}
     assert stored.count("deliveries") == 2
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_its_deadline_a_busy_one_is_not(
+    limited: Server,
+) -> None:
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    busy = _raw(limited.port, get)
+    idle = _raw(limited.port, get)
+    for s in (busy, idle):
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:  # one request every 0.3 s: never idle for 1 s
+        time.sleep(0.3)
+        busy.sendall(get)
+        assert busy.recv(65536).startswith(b"HTTP/1.1 200 ")
+    got, seconds = _answer_then_close(idle)  # closed by the server, silently
+    assert got == b"" and seconds < 0.5  # (it was idle for 2.5 s already)
+    busy.sendall(get)
+    assert busy.recv(65536).startswith(b"HTTP/1.1 200 ")
+    busy.close()
