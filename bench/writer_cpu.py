@@ -70,7 +70,8 @@ async def record(path: Path, deliveries: int) -> None:
 def load(path: Path) -> list[list[Any]]:
     from receiver.store.base import WriteRequest
 
-    return [msgspec.msgpack.decode(b, type=list[WriteRequest]) for b in msgspec.msgpack.decode(path.read_bytes())]
+    kept = msgspec.msgpack.decode(path.read_bytes())
+    return [msgspec.msgpack.decode(b, type=list[WriteRequest]) for b in kept]
 
 
 async def replay_once(path: Path, sql: list[str], profile: bool, page_size: int = 0) -> float:

@@ -149,7 +149,13 @@ class SQLiteTransactions:
         repo.stored = dedup_keys(self.conn, batch)
         cache = repo.cache.idents
         wanted = list(
-            {(i.kind, i.value) for req in batch for idents in req.identities for i in idents} - cache.keys()
+            {
+                key
+                for req in batch
+                for idents in req.identities
+                for i in idents
+                if (key := (i.kind, i.value)) not in cache
+            }
         )
         for part in range(0, len(wanted), PREFETCH_ROWS):
             keys = wanted[part : part + PREFETCH_ROWS]
