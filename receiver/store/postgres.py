@@ -156,8 +156,6 @@ _SOURCES_SUMMARY = (
     "min(first_seen_at) AS f, max(last_seen_at) AS z, coalesce(sum(events), 0) AS n,"
     f" {_SOURCES_LIST} AS sources"
 )
-
-
 def _set_summary(lead: str) -> str:
     """The SET clauses of a lead's summary from ``s`` (``_SOURCES_SUMMARY``), and its
     identities while it has at most ``IDENTITIES_ON_ROW``."""
