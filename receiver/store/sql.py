@@ -169,8 +169,6 @@ MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
     " SELECT ?, source, events, first_seen_at, last_seen_at FROM lead_sources WHERE lead_id = ?"
     + _ADD_TO_LEAD_SOURCE
 )
-
-
 # A lead's summary, kept on its row (migration lead_summary) so that a page or an export
 # of leads reads one row per lead: the first and last seen, event count and sources (as
 # JSON text) of its lead_sources rows, and its identities in the order first seen (as
