@@ -160,7 +160,7 @@ class SQLiteTransactions:
         for part in range(0, len(wanted), PREFETCH_ROWS):
             keys = wanted[part : part + PREFETCH_ROWS]
             args = [v for key in keys for v in key]
-            for kind, value, lead_id in self.conn.execute(_values_sql(IDENTITIES_SQL, len(keys), 2), args):
+            for kind, value, lead_id in self.conn.execute(*_values(IDENTITIES_SQL, args, 2)):
                 cache[(kind, value)] = lead_id
             repo.absent.update(key for key in keys if key not in cache)
 
@@ -199,9 +199,15 @@ BY_FINGERPRINT_SQL = (
 )
 
 
-def _values_sql(sql: str, rows: int, columns: int) -> str:
+def _values(sql: str, args: list[Any], columns: int) -> tuple[str, list[Any]]:
+    """``sql`` with a list of ``len(args) // columns`` rows of values, and its arguments.
+    The list is padded with rows of NULLs (which no ``=`` matches) to a power of two, so
+    that the batch sizes give a few statements, not one each: each would be compiled
+    anew and push the writer's other statements out of the sqlite3 module's cache."""
+    rows = 1 << (len(args) // columns - 1).bit_length()
     row = "(" + ", ".join("?" * columns) + ")"
-    return sql.format(values="VALUES " + ", ".join([row] * rows))
+    padded = args + [None] * (rows * columns - len(args))
+    return sql.format(values="VALUES " + ", ".join([row] * rows)), padded
 
 
 def dedup_keys(conn: sqlite3.Connection, batch: list[WriteRequest]) -> DedupKeys:
@@ -221,13 +227,13 @@ def dedup_keys(conn: sqlite3.Connection, batch: list[WriteRequest]) -> DedupKeys
     step = 2 * PREFETCH_ROWS
     for part in range(0, len(by_key), step):
         args = by_key[part : part + step]
-        for delivery_id, source, key in conn.execute(_values_sql(BY_KEY_SQL, len(args) // 2, 2), args):
+        for delivery_id, source, key in conn.execute(*_values(BY_KEY_SQL, args, 2)):
             stored.idempotency[(source, key)] = delivery_id
     rows: list[tuple[str, str, str, str]] = []
     step = 3 * PREFETCH_ROWS
     for part in range(0, len(by_print), step):
         args = by_print[part : part + step]
-        rows += conn.execute(_values_sql(BY_FINGERPRINT_SQL, len(args) // 3, 3), args)
+        rows += conn.execute(*_values(BY_FINGERPRINT_SQL, args, 3))
     rows.sort(key=lambda r: r[3])  # oldest first, as DedupKeys keeps them
     for delivery_id, source, fingerprint, received_at in rows:
         # A window seen by two deliveries of the batch gives a row twice: kept once.
