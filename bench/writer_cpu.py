@@ -9,8 +9,9 @@
 copy of every batch the store is handed. ``replay`` writes those batches, in order,
 into a new store, on its writer thread, and counts that thread's CPU time per delivery
 over the whole run (median of ``rounds`` fresh stores); ``--sql`` runs statements on
-the new store first (an index dropped, a pragma: what a variant costs), ``--profile``
-prints where a replay's time goes (cProfile, in the writer thread). The event loop, the
+the new store first (an index dropped, a pragma: what a variant costs), ``--page-size``
+makes the new store with other pages, ``--profile`` prints where a replay's CPU time
+goes (cProfile, in the writer thread; its own cost inflates the figures). The event loop, the
 edge and the mapping are out of the picture: only what ``SQLiteStore.write_batch`` costs.
 """
 
@@ -93,7 +94,7 @@ async def replay_once(path: Path, sql: list[str], profile: bool, page_size: int 
                 await store._run(store._writer().execute, statement)
 
             def write_all() -> float:
-                prof = cProfile.Profile() if profile else None
+                prof = cProfile.Profile(time.thread_time) if profile else None
                 t0 = time.thread_time()
                 if prof is not None:
                     prof.enable()
