@@ -375,3 +375,52 @@ def test_a_fingerprint_is_a_duplicate_of_the_oldest_delivery_in_its_own_window(s
             await store.close()
 
     asyncio.run(run())
+
+
+def test_a_batch_reads_its_dedup_keys_and_identities_in_one_statement_each(tmp_path: Path) -> None:
+    """After a restart (nothing cached), a batch of deliveries naming stored people and
+    stored bodies finds them all, with one read per kind for the whole batch, each
+    searching its index (SQLiteTransactions.prefetch)."""
+    db = tmp_path / "r.db"
+    emails = [f"p{i}@example.com" for i in range(5)]
+    firsts: list[WriteResult] = []
+
+    async def store_them(writer: Writer) -> None:
+        for i, email in enumerate(emails):
+            req = request(f"body-{i}".encode(), fingerprint=f"{i:064x}", email=email)
+            keyed = request(email=email)
+            keyed.delivery.idempotency_key = f"key-{i}"
+            firsts.extend(await asyncio.gather(writer.submit(req), writer.submit(keyed)))
+
+    asyncio.run(with_writer(db, store_them))
+    leads = {r["value"]: r["lead_id"] for r in DB(db).rows("SELECT value, lead_id FROM identities")}
+
+    async def again(writer: Writer) -> None:
+        reads: list[str] = []
+        store = writer.store
+        assert isinstance(store, SQLiteStore)
+        await store._run(store._writer().set_trace_callback, reads.append)
+        batch = []
+        for i, email in enumerate(emails):
+            batch.append(request(f"body-{i}".encode(), fingerprint=f"{i:064x}", email=email))
+            keyed = request(email=email)
+            keyed.delivery.idempotency_key = f"key-{i}"
+            batch.append(keyed)
+        batch.append(request(fingerprint="f" * 16 + "0" * 48, email="new@example.com"))  # a prefix alone
+        results = await asyncio.gather(*(writer.submit(r) for r in batch))
+        await store._run(store._writer().set_trace_callback, None)
+        assert [r.delivery_id for r in results[:-1]] == [r.delivery_id for r in firsts]
+        assert all(r.duplicate for r in results[:-1]) and not results[-1].duplicate
+        selects = [s for s in reads if s.lstrip().startswith(("SELECT", "WITH"))]
+        assert len(selects) <= 3, selects  # keys, fingerprints, identities
+        conn = store._writer()
+        for sql in selects:
+            plan = " ".join(str(r) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "SEARCH" in plan and "SCAN d " not in plan and "SCAN i " not in plan, plan
+
+    asyncio.run(with_writer(db, again))
+    d = DB(db)
+    now = {r["value"]: r["lead_id"] for r in d.rows("SELECT value, lead_id FROM identities")}
+    assert now.pop("new@example.com") not in leads.values()
+    assert now == leads
+    assert d.count("deliveries") == 11

@@ -9,6 +9,7 @@ once.
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -422,8 +423,18 @@ async def subtract_events(x: Executor, deleted: list[tuple[str, str, str]]) -> N
 
 
 def window_start(received_at: str, seconds: int) -> str:
+    # A time as the service writes it (``…T12:00:00.123Z``) keeps its milliseconds when
+    # whole seconds are taken away: only its second is computed, once per second.
+    if len(received_at) == 24 and received_at[19] == "." and received_at[23] == "Z":
+        return _second_before(received_at[:19], seconds) + received_at[19:]
     t = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
     return rfc3339(t - timedelta(seconds=seconds))
+
+
+@functools.lru_cache(maxsize=1024)
+def _second_before(second: str, seconds: int) -> str:
+    t = datetime.fromisoformat(second + "+00:00")
+    return rfc3339(t - timedelta(seconds=seconds))[:19]
 
 
 async def find_duplicate(x: Executor, req: WriteRequest) -> str | None:

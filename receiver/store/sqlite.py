@@ -38,7 +38,7 @@ from .erasure import complete_pending, erase, get_erasure, pending_count, scan, 
 from .migrate import migrations
 from .reads import SQLiteReads
 from .resolve import run_sync
-from .sql import Executor, LeadCache, SQLLeadRepo, write_batch
+from .sql import DedupKeys, Executor, LeadCache, SQLLeadRepo, window_start, write_batch
 
 T = TypeVar("T")
 log = logging.getLogger("receiver.store")
@@ -142,7 +142,27 @@ class SQLiteTransactions:
         self.cache = cache
 
     async def prefetch(self, repo: SQLLeadRepo, batch: list[WriteRequest]) -> None:
-        """Nothing: a lookup on this connection is a call, not a round trip."""
+        """What the batch will look up, read in a statement per kind instead of one per
+        delivery or identity: the stored deliveries its dedup keys name, and the
+        identities not in the cache. Each statement costs the sqlite3 module's call and
+        binding once per batch, where they cost more than the index probe itself."""
+        repo.stored = dedup_keys(self.conn, batch)
+        cache = repo.cache.idents
+        wanted = list(
+            {
+                key
+                for req in batch
+                for idents in req.identities
+                for i in idents
+                if (key := (i.kind, i.value)) not in cache
+            }
+        )
+        for part in range(0, len(wanted), PREFETCH_ROWS):
+            keys = wanted[part : part + PREFETCH_ROWS]
+            args = [v for key in keys for v in key]
+            for kind, value, lead_id in self.conn.execute(*_values(IDENTITIES_SQL, args, 2)):
+                cache[(kind, value)] = lead_id
+            repo.absent.update(key for key in keys if key not in cache)
 
     @contextlib.asynccontextmanager
     async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
@@ -156,6 +176,71 @@ class SQLiteTransactions:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+
+# Read ahead by ``SQLiteTransactions.prefetch``: a list of values joined to the table by
+# its index ({values}: ``VALUES (?, ?), …``; CROSS JOIN keeps the list the outer loop).
+PREFETCH_ROWS = 256
+"""Rows of values per statement (SQLite binds at most 32,766 parameters)."""
+IDENTITIES_SQL = (
+    "WITH k(kind, value) AS ({values}) SELECT i.kind, i.value, i.lead_id FROM k CROSS JOIN identities AS i"
+    " WHERE i.kind = k.kind AND i.value = k.value"
+)
+BY_KEY_SQL = (
+    "WITH k(source, i) AS ({values}) SELECT d.id, d.source, d.idempotency_key"
+    " FROM k CROSS JOIN deliveries AS d WHERE d.source = k.source AND d.idempotency_key = k.i"
+)
+# As sql.find_duplicate: by the prefix the index holds, the whole fingerprint compared
+# in Python (DedupKeys is keyed by it).
+BY_FINGERPRINT_SQL = (
+    "WITH k(source, f, since) AS ({values}) SELECT d.id, d.source, d.fingerprint, d.received_at"
+    " FROM k CROSS JOIN deliveries AS d WHERE d.source = k.source AND substr(d.fingerprint, 1, 16) = k.f"
+    " AND d.received_at >= k.since AND d.status != 'rejected' ORDER BY d.received_at"
+)
+
+
+def _values(sql: str, args: list[Any], columns: int) -> tuple[str, list[Any]]:
+    """``sql`` with a list of ``len(args) // columns`` rows of values, and its arguments.
+    The list is padded with rows of NULLs (which no ``=`` matches) to a power of two, so
+    that the batch sizes give a few statements, not one each: each would be compiled
+    anew and push the writer's other statements out of the sqlite3 module's cache."""
+    rows = 1 << (len(args) // columns - 1).bit_length()
+    row = "(" + ", ".join("?" * columns) + ")"
+    padded = args + [None] * (rows * columns - len(args))
+    return sql.format(values="VALUES " + ", ".join([row] * rows)), padded
+
+
+def dedup_keys(conn: sqlite3.Connection, batch: list[WriteRequest]) -> DedupKeys:
+    """The stored deliveries the batch's dedup keys name, as ``sql.find_duplicate`` would
+    find them one by one."""
+    by_key: list[str] = []
+    by_print: list[str] = []
+    for req in batch:
+        d = req.delivery
+        if req.replace or not req.dedup or d.status == "rejected":
+            continue
+        if d.idempotency_key is not None:
+            by_key += (d.source, d.idempotency_key)
+        elif d.fingerprint is not None and req.dedup_window_seconds > 0:
+            by_print += (d.source, d.fingerprint[:16], window_start(d.received_at, req.dedup_window_seconds))
+    stored = DedupKeys()
+    step = 2 * PREFETCH_ROWS
+    for part in range(0, len(by_key), step):
+        args = by_key[part : part + step]
+        for delivery_id, source, key in conn.execute(*_values(BY_KEY_SQL, args, 2)):
+            stored.idempotency[(source, key)] = delivery_id
+    rows: list[tuple[str, str, str, str]] = []
+    step = 3 * PREFETCH_ROWS
+    for part in range(0, len(by_print), step):
+        args = by_print[part : part + step]
+        rows += conn.execute(*_values(BY_FINGERPRINT_SQL, args, 3))
+    rows.sort(key=lambda r: r[3])  # oldest first, as DedupKeys keeps them
+    for delivery_id, source, fingerprint, received_at in rows:
+        # A window seen by two deliveries of the batch gives a row twice: kept once.
+        seen = stored.fingerprints.setdefault((source, fingerprint), [])
+        if (received_at, delivery_id) not in seen:
+            seen.append((received_at, delivery_id))
+    return stored
 
 
 class Checkpointer:
