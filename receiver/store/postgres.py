@@ -330,6 +330,9 @@ LEADS_SQL = (
 
 class PostgresStore(PostgresReads):
     dialect = "postgres"
+    # Batches lock what they use (``PgTransactions``), as two processes' do: the writer may
+    # have two in flight, one being prepared and written while the other commits.
+    write_concurrency = 2
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
