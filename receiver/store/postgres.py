@@ -100,6 +100,17 @@ class PgExecutor:
         else:
             await self.conn.executemany(pg(sql), rows)
 
+    async def together(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """``sql.Together``: the statements (all of them, those without rows too: one text,
+        prepared once) in one round trip, an array per column."""
+        args: list[Any] = []
+        for sql, rows in statements:
+            if rows:
+                args += map(list, zip(*rows, strict=True))
+            else:
+                args += [[]] * _COLUMNS[sql]
+        await self.conn.execute(_together(tuple(sql for sql, _ in statements)), *args)
+
     def lower_text(self, column: str, blob: bool) -> str:
         return f"lower(encode({column}, 'escape'))" if blob else f"lower({column})"
 
@@ -137,13 +148,19 @@ COPY = {
 
 
 def _unnest(sql: str, types: str) -> str:
-    """``sql``, an ``INSERT … VALUES (?, …) …`` of values only, as one statement taking an
-    array of each column (of these PostgreSQL ``types``)."""
-    parts = re.fullmatch(r"(.*) VALUES \(([?, ]*)\)(.*)", sql, re.S)
-    if parts is None or parts[2].count("?") != len(types.split()):
+    """``sql``, an ``INSERT … VALUES (…) …`` of ``?`` values and constants, as one statement
+    taking an array of each ``?`` column (of these PostgreSQL ``types``)."""
+    parts = re.fullmatch(r"(.*) VALUES \((.*?)\)(.*)", sql, re.S)
+    kinds = types.split()
+    if parts is None or parts[2].count("?") != len(kinds):
         raise ValueError(f"not an INSERT … VALUES of {types}: {sql}")  # noqa: S608
-    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types.split()))
-    return f"{parts[1]} SELECT * FROM unnest({arrays}){parts[3]}"  # noqa: S608
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(kinds))
+    names = [f"c{i + 1}" for i in range(len(kinds))]
+    if all(v == "?" for v in parts[2].split(", ")):
+        return f"{parts[1]} SELECT * FROM unnest({arrays}){parts[3]}"  # noqa: S608
+    it = iter(names)
+    values = ", ".join(next(it) if v == "?" else v for v in parts[2].split(", "))
+    return f"{parts[1]} SELECT {values} FROM unnest({arrays}) AS r({', '.join(names)}){parts[3]}"  # noqa: S608
 
 
 # A lead's summary (sql.SUMMARIZE_LEAD) from its lead_sources and identities rows, in
@@ -189,6 +206,13 @@ SUMMARIZE_ALL = (
 # statement instead of one per row. Each row names a different key (a lead_sources row
 # twice would be an error: ``sql.lead_sources`` adds them up first).
 ARRAYS = {
+    INSERT_LEAD: _unnest(INSERT_LEAD, "text text text bytea bytea"),
+    INSERT_IDENTITY: _unnest(INSERT_IDENTITY, "text text text bool text text"),
+    INSERT_DELIVERY: _unnest(
+        INSERT_DELIVERY, "text text text text text text text text bytea text text text text text text"
+    ),
+    INSERT_EVENT: _unnest(INSERT_EVENT, "text text text text text text text text text bytea"),
+    INSERT_MESSAGE: _unnest(INSERT_MESSAGE, "text text text text text text text bytea"),
     INSERT_KEY: _unnest(INSERT_KEY, "text text text"),
     ADD_LEAD_SOURCE: _unnest(ADD_LEAD_SOURCE, "text text bigint text text"),
     # Leads found by ``id = ANY``, by index, whatever the planner guesses of the arrays'
@@ -206,6 +230,24 @@ ARRAYS = {
     f" CROSS JOIN LATERAL (SELECT {_SOURCES_SUMMARY} FROM lead_sources WHERE lead_id = r.id) s"
     " WHERE leads.id = ANY($1::text[]) AND leads.id = r.id",
 }
+
+
+# How many arrays each statement of ARRAYS takes.
+_COLUMNS = {sql: max(int(n) for n in re.findall(r"\$(\d+)", text)) for sql, text in ARRAYS.items()}
+
+
+@lru_cache(maxsize=64)
+def _together(statements: tuple[str, ...]) -> str:
+    """The ARRAYS statements as one, each a data-modifying CTE: PostgreSQL runs each to
+    completion, all on one snapshot (none reads what another writes) and checks foreign
+    keys at its end."""
+    ctes = []
+    offset = 0
+    for i, sql in enumerate(statements):
+        text = re.sub(r"\$(\d+)", lambda m, o=offset: f"${int(m[1]) + o}", ARRAYS[sql])  # type: ignore[misc]
+        ctes.append(f"s{i} AS ({text})")
+        offset += _COLUMNS[sql]
+    return f"WITH {', '.join(ctes)} SELECT 1"
 
 
 class PgLeadRepo(SQLLeadRepo):
@@ -229,7 +271,7 @@ class PgTransactions:
         self.conn = conn
 
     async def prefetch(self, repo: SQLLeadRepo, batch: list[WriteRequest]) -> None:
-        """What the batch will look up, read in three statements instead of several round
+        """What the batch will look up, read in one statement instead of several round
         trips per delivery: the stored deliveries its dedup keys name, its identities,
         and their leads (locked, as ``load`` locks them). Runs under the advisory locks,
         so none of it can change before the transaction ends."""
@@ -252,43 +294,32 @@ class PgTransactions:
                 prints.append(d.fingerprint)
                 ikeys.append(None)
                 since.append(window_start(d.received_at, req.dedup_window_seconds))
-        stored = DedupKeys()
-        if sources:
-            rows = await conn.fetch(DEDUP_SQL, sources, prints, ikeys, since)
-            for r in rows:
-                if r["by_key"]:
-                    stored.idempotency[(r["source"], r["idempotency_key"])] = r["id"]
-                else:
-                    stored.fingerprints.setdefault((r["source"], r["fingerprint"]), []).append(
-                        (r["received_at"], r["id"])
-                    )
-        repo.stored = stored
         wanted = {(i.kind, i.value) for req in batch for idents in req.identities for i in idents}
-        if not wanted:
-            return
-        kinds, values = zip(*wanted, strict=True)
-        rows = await conn.fetch(IDENTITIES_SQL, list(kinds), list(values))
+        kinds, values = (list(c) for c in zip(*wanted, strict=True)) if wanted else ([], [])
+        # One round trip: each costs the writer a wait on the server and then on the event
+        # loop, and the batch's cycle is a chain of them.
+        stored = DedupKeys()
         leads: set[str] = set()
-        for r in rows:
-            cache.idents[(r["kind"], r["value"])] = r["lead_id"]
-            if r["lead_id"] is not None:
-                leads.add(r["lead_id"])
-        repo.absent = wanted - set(cache.idents)
-        # Two steps: the leads named, then those they were merged into (one hop, as
-        # merge_into keeps it).
-        for _ in range(2):
-            leads -= set(cache.live)
-            if not leads:
-                break
-            rows = await conn.fetch(LEADS_SQL, sorted(leads))
-            leads = set()
-            for r in rows:
-                survivor = r["merged_into"] or r["id"]
-                cache.live[r["id"]] = survivor
-                if r["merged_into"] is None:
-                    cache.traits[r["id"]] = (_dec(r["traits"]), _dec(r["trait_times"]))
+        for r in await conn.fetch(PREFETCH_SQL, sources, prints, ikeys, since, kinds, values):
+            t = r["t"]
+            if t == 0:  # a stored delivery a dedup key names
+                if r["flag"]:
+                    stored.idempotency[(r["b"], r["d"])] = r["a"]
                 else:
-                    leads.add(survivor)
+                    stored.fingerprints.setdefault((r["b"], r["c"]), []).append((r["e"], r["a"]))
+            elif t == 1:  # an identity
+                cache.idents[(r["a"], r["b"])] = r["c"]
+            else:  # its lead, locked
+                _lead(cache, r["a"], r["b"], r["x"], r["y"], leads)
+        for seen in stored.fingerprints.values():
+            seen.sort()  # oldest first, as DedupKeys takes them
+        repo.stored = stored
+        repo.absent = wanted - set(cache.idents)
+        # Then the leads those were merged into (one hop, as merge_into keeps it).
+        leads -= set(cache.live)
+        if leads:
+            for r in await conn.fetch(LEADS_SQL, sorted(leads)):
+                _lead(cache, r["id"], r["merged_into"], r["traits"], r["trait_times"], set())
 
     @contextlib.asynccontextmanager
     async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
@@ -323,9 +354,37 @@ IDENTITIES_SQL = """
 SELECT k.kind, k.value, i.lead_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
 CROSS JOIN LATERAL (SELECT lead_id FROM identities WHERE kind = k.kind AND value = k.value LIMIT 1) AS i
 """
+# The three above in one statement (``prefetch``): ``t`` 0, a stored delivery (id, source,
+# fingerprint, idempotency key, received_at, by key); 1, an identity (kind, value, lead);
+# 2, a lead of those, locked in id order (id, merged_into, traits, trait_times). The
+# leads by ``= ANY`` of an array: by index, whatever the planner guesses of its length.
+PREFETCH_SQL = f"""
+WITH dk AS ({DEDUP_SQL}),
+i AS ({IDENTITIES_SQL.replace("$1", "$5").replace("$2", "$6")}),
+l AS (SELECT id, merged_into, traits, trait_times FROM leads
+ WHERE id = ANY(ARRAY(SELECT lead_id FROM i WHERE lead_id IS NOT NULL)) ORDER BY id FOR UPDATE)
+SELECT 0 AS t, id AS a, source AS b, fingerprint AS c, idempotency_key AS d, received_at AS e,
+ by_key AS flag, NULL::bytea AS x, NULL::bytea AS y FROM dk
+UNION ALL
+SELECT 1, kind, value, lead_id, NULL, NULL, NULL, NULL, NULL FROM i
+UNION ALL
+SELECT 2, id, merged_into, NULL, NULL, NULL, NULL, traits, trait_times FROM l
+"""  # noqa: S608 (constant text)
 LEADS_SQL = (
     "SELECT id, merged_into, traits, trait_times FROM leads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
+
+
+def _lead(
+    cache: LeadCache, lead_id: str, merged_into: str | None, traits: bytes, times: bytes, more: set[str]
+) -> None:
+    """A lead read (and locked) by ``prefetch``: where it lives now, its traits if it is
+    live; the lead it was merged into goes to ``more``."""
+    cache.live[lead_id] = merged_into or lead_id
+    if merged_into is None:
+        cache.traits[lead_id] = (_dec(traits), _dec(times))
+    else:
+        more.add(merged_into)
 
 
 class PostgresStore(PostgresReads):
