@@ -267,14 +267,19 @@ class PgTransactions:
     )
     locks = True  # other processes write too
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, lock_in_prefetch: bool = False) -> None:
         self.conn = conn
+        self.lock_in_prefetch = lock_in_prefetch
+        """The locks are taken by ``prefetch`` (its first step, one round trip for both):
+        for ``sql.write_batch`` only, which calls it first in each transaction."""
+        self._unlocked: list[str] = []
 
     async def prefetch(self, repo: SQLLeadRepo, batch: list[WriteRequest]) -> None:
         """What the batch will look up, read in one statement instead of several round
         trips per delivery: the stored deliveries its dedup keys name, its identities,
-        and their leads (locked, as ``load`` locks them). Runs under the advisory locks,
-        so none of it can change before the transaction ends."""
+        and their leads (locked, as ``load`` locks them). Runs under the advisory locks
+        (taken first, in the same call, with ``lock_in_prefetch``), so none of it can
+        change before the transaction ends."""
         conn, cache = self.conn, repo.cache
         sources: list[str] = []
         prints: list[str | None] = []
@@ -300,7 +305,8 @@ class PgTransactions:
         # loop, and the batch's cycle is a chain of them.
         stored = DedupKeys()
         leads: set[str] = set()
-        for r in await conn.fetch(PREFETCH_SQL, sources, prints, ikeys, since, kinds, values):
+        locks, self._unlocked = self._unlocked, []
+        for r in await conn.fetch(PREFETCH_SQL, locks, sources, prints, ikeys, since, kinds, values):
             t = r["t"]
             if t == 0:  # a stored delivery a dedup key names
                 if r["flag"]:
@@ -324,52 +330,19 @@ class PgTransactions:
     @contextlib.asynccontextmanager
     async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
         async with self.conn.transaction():
-            # In the keys' order; one row back (count), not one per key.
-            await self.conn.execute(
-                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k",
-                lock_keys,
-            )
+            if self.lock_in_prefetch:
+                self._unlocked = lock_keys
+            else:
+                # In the keys' order; one row back (count), not one per key.
+                await self.conn.execute(LOCK_SQL, lock_keys)
             # Other processes write: nothing read outlives the transaction.
             yield PgLeadRepo(PgExecutor(self.conn), LeadCache())
 
 
-# The batch's dedup keys, as arrays: (source, fingerprint) or (source, idempotency key).
-# Every stored delivery a key names, oldest first (``DedupKeys`` takes the first in its
-# window, as ``find_duplicate`` does). A LATERAL … LIMIT 1 per key was tried: less server
-# CPU in process, but half the req/s under HTTP load (bench/ingest.py --postgres), so the
-# join stays.
-DEDUP_SQL = """
-SELECT d.id, d.source, d.fingerprint, d.idempotency_key, d.received_at, true AS by_key
-FROM unnest($1::text[], $3::text[]) AS k(source, i)
-JOIN deliveries d ON d.source = k.source AND d.idempotency_key = k.i
-UNION ALL
-SELECT d.id, d.source, d.fingerprint, d.idempotency_key, d.received_at, false AS by_key
-FROM unnest($1::text[], $2::text[], $4::text[]) AS k(source, f, since)
-JOIN deliveries d ON d.source = k.source AND d.fingerprint = k.f AND d.received_at >= k.since
- AND d.status <> 'rejected'
-ORDER BY received_at
-"""
-# LATERAL: one primary-key lookup per identity, never a scan of the table.
-IDENTITIES_SQL = """
-SELECT k.kind, k.value, i.lead_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
-CROSS JOIN LATERAL (SELECT lead_id FROM identities WHERE kind = k.kind AND value = k.value LIMIT 1) AS i
-"""
-# The three above in one statement (``prefetch``): ``t`` 0, a stored delivery (id, source,
-# fingerprint, idempotency key, received_at, by key); 1, an identity (kind, value, lead);
-# 2, a lead of those, locked in id order (id, merged_into, traits, trait_times). The
-# leads by ``= ANY`` of an array: by index, whatever the planner guesses of its length.
-PREFETCH_SQL = f"""
-WITH dk AS ({DEDUP_SQL}),
-i AS ({IDENTITIES_SQL.replace("$1", "$5").replace("$2", "$6")}),
-l AS (SELECT id, merged_into, traits, trait_times FROM leads
- WHERE id = ANY(ARRAY(SELECT lead_id FROM i WHERE lead_id IS NOT NULL)) ORDER BY id FOR UPDATE)
-SELECT 0 AS t, id AS a, source AS b, fingerprint AS c, idempotency_key AS d, received_at AS e,
- by_key AS flag, NULL::bytea AS x, NULL::bytea AS y FROM dk
-UNION ALL
-SELECT 1, kind, value, lead_id, NULL, NULL, NULL, NULL, NULL FROM i
-UNION ALL
-SELECT 2, id, merged_into, NULL, NULL, NULL, NULL, traits, trait_times FROM l
-"""  # noqa: S608 (constant text)
+LOCK_SQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k"
+# The batch's locks (as LOCK_SQL), then what it will look up (migration 0008_prefetch).
+PREFETCH_SQL = "SELECT * FROM receiver_prefetch(" + ", ".join(f"${i}::text[]" for i in range(1, 8)) + ")"  # noqa: S608 (numbers)
+# The leads a batch's leads were merged into.
 LEADS_SQL = (
     "SELECT id, merged_into, traits, trait_times FROM leads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
@@ -402,6 +375,8 @@ class PostgresStore(PostgresReads):
         rest = urlencode([(k, v) for k, v in query if k != "schema"])
         self.dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
         self._pool: Any = None
+        self._writers: list[Any] = []
+        """Connections kept by the writer between batches (``write_batch``)."""
 
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else None
@@ -439,6 +414,8 @@ class PostgresStore(PostgresReads):
 
     async def close(self) -> None:
         if self._pool is not None:
+            while self._writers:
+                await self._pool.release(self._writers.pop())
             await self._pool.close()
             self._pool = None
 
@@ -449,11 +426,21 @@ class PostgresStore(PostgresReads):
 
     # -- writes -------------------------------------------------------------------------
     async def write_batch(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+        # The writer's connections stay out of the pool between batches: a connection
+        # given back is reset first (a round trip the batch's answers would wait for).
+        # One that failed goes back, to be reset or closed there.
         try:
-            async with self._p().acquire() as conn:
-                return await write_batch(PgTransactions(conn), batch)
+            pool = self._p()
+            conn = self._writers.pop() if self._writers else await pool.acquire()
+            try:
+                results = await write_batch(PgTransactions(conn, lock_in_prefetch=True), batch)
+            except BaseException:
+                await pool.release(conn)
+                raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StorageError(str(e)) from e
+        self._writers.append(conn)
+        return results
 
     async def transact(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
         """Run ``work`` in one transaction (portable SQL through ``sql.Executor``; used by the
