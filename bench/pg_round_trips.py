@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import runpy
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,24 @@ import asyncpg
 from receiver.store import postgres
 
 counts: Counter[str] = Counter()
+micros: Counter[str] = Counter()
+"""Wall time waiting for each statement (by its first characters), µs."""
 
 
 def _counted(name: str, trips: int) -> None:
     original = getattr(asyncpg.Connection, name)
 
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if counts["in_batch"]:
-            counts["trips"] += trips
-            counts[name] += trips
-        return await original(self, *args, **kwargs)
+        if not counts["in_batch"]:
+            return await original(self, *args, **kwargs)
+        counts["trips"] += trips
+        counts[name] += trips
+        t0 = time.perf_counter()
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            what = str(args[0])[:40] if args else name
+            micros[what] += (time.perf_counter() - t0) * 1e6
 
     setattr(asyncpg.Connection, name, wrapper)
 
@@ -61,6 +70,8 @@ def _report() -> None:
     skip = ("batches", "deliveries", "trips", "in_batch")
     detail = " ".join(f"{k}={v / b:.2f}" for k, v in sorted(counts.items()) if k not in skip)
     print(f"per batch: {detail}")
+    for what, us in micros.most_common():
+        print(f"  {us / max(1, counts['deliveries']):7.1f} µs per delivery waiting for {what!r}")
     print(
         f"batches={counts['batches']} round_trips_per_batch={counts['trips'] / b:.2f}"
         f" deliveries_per_batch={counts['deliveries'] / b:.1f}"

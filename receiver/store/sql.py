@@ -271,7 +271,7 @@ class DedupKeys:
 
 class Pending:
     """The rows a batch writes, held until the end of its transaction and then written one
-    statement per table (``Executor.many``; PostgreSQL's sends a COPY or arrays): the same
+    statement per table (``Executor.many``; PostgreSQL's sends them all as one): the same
     rows as one statement per delivery, in far fewer calls (and, on PostgreSQL, round
     trips). What a later delivery of the batch must see of an earlier one is answered
     from here (its dedup keys) or from the lead cache (identities, leads, traits); the
