@@ -14,9 +14,24 @@ from collections import deque
 from collections.abc import Callable
 
 from .logs import failure
-from .store.base import StorageError, Store, WriteRequest, WriteResult
+from .store.base import COMMITTING, StorageError, Store, WriteRequest, WriteResult
 
 log = logging.getLogger("receiver.writer")
+
+
+class _Once:
+    """A callback that runs once, however often it is called."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn: Callable[[], None] | None = fn
+
+    def __call__(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn()
+
+    def on_task(self, _: asyncio.Task[None]) -> None:
+        self()
 
 
 class Overloaded(Exception):
@@ -45,7 +60,7 @@ class Writer:
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        """Batches being written (at most the store's ``write_concurrency``)."""
+        """Batches being written or committed."""
 
     @property
     def depth(self) -> int:
@@ -90,27 +105,31 @@ class Writer:
     async def _run(self) -> None:
         queue = self._queue
         loop = asyncio.get_running_loop()
-        # A store where batches may commit side by side (``write_concurrency``: PostgreSQL,
-        # whose batches lock what they touch, as two processes' do) has the next batch
-        # prepared and written while one commits: a batch is a chain of round trips, and
-        # the cycle waits on each. Every answer still waits for its own batch's commit.
-        slots = asyncio.Semaphore(max(1, int(getattr(self.store, "write_concurrency", 1))))
+        # A store whose batches may overlap (``overlaps_commit``: PostgreSQL, whose batches
+        # lock what they touch, as two processes' do) has the next batch prepared and
+        # written while one commits: the commit is a round trip and a flush the cycle
+        # would otherwise wait for. One batch at a time is being written, so each takes
+        # what queued meanwhile. Every answer still waits for its own batch's commit.
+        overlap = bool(getattr(self.store, "overlaps_commit", False))
+        writing = asyncio.Semaphore(1)
         while True:
             while not queue:
                 self._wakeup = loop.create_future()
                 await self._wakeup
             self._wakeup = None
-            await slots.acquire()
+            await writing.acquire()
             batch = [queue.popleft() for _ in range(min(len(queue), self.batch_max))]
-            if not batch:  # another batch took them while this one waited for a slot
-                slots.release()
-                continue
-            task = asyncio.create_task(self._commit(batch), name="receiver-writer-batch")
+            done = _Once(writing.release)
+            work = self._commit(batch, done if overlap else None)
+            task = asyncio.create_task(work, name="receiver-writer-batch")
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-            task.add_done_callback(lambda _: slots.release())
+            task.add_done_callback(done.on_task)
 
-    async def _commit(self, batch: list[tuple[WriteRequest, asyncio.Future[WriteResult]]]) -> None:
+    async def _commit(
+        self, batch: list[tuple[WriteRequest, asyncio.Future[WriteResult]]], committing: _Once | None
+    ) -> None:
+        COMMITTING.set(committing)  # this task's own context
         try:
             results = await self.store.write_batch([r for r, _ in batch])
         except Exception as e:  # the transaction failed: nothing in it is stored

@@ -1,6 +1,6 @@
 """PostgreSQL's write path as one process runs it: two batches in flight at once (the
-writer's ``write_concurrency``), each taking its locks and reading what it will look up
-in one call (migration 0008_prefetch)."""
+writer writes the next while one commits: ``overlaps_commit``), each taking its locks
+and reading what it will look up in one call (migration 0008_prefetch)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ async def _write_pairs(url: str) -> list[bool]:
     transactions in flight at once."""
     store = PostgresStore(url)
     await store.open()
-    assert store.write_concurrency == 2
+    assert store.overlaps_commit
     writer = Writer(store, queue_size=10_000, batch_max=1)
     await writer.start()
     try:

@@ -28,7 +28,7 @@ import msgspec
 
 from ..clock import now_rfc3339
 from ..ids import new_id
-from .base import Erasure, StorageError, WriteRequest, WriteResult
+from .base import COMMITTING, Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
 from .reads import POSTGRES_IDENTITIES_JSON, PostgresReads
@@ -267,8 +267,12 @@ class PgTransactions:
     )
     locks = True  # other processes write too
 
-    def __init__(self, conn: Any, lock_in_prefetch: bool = False) -> None:
+    def __init__(
+        self, conn: Any, lock_in_prefetch: bool = False, committing: Callable[[], None] | None = None
+    ) -> None:
         self.conn = conn
+        self.committing = committing
+        """Called when a transaction's work is done and only its commit is left."""
         self.lock_in_prefetch = lock_in_prefetch
         """The locks are taken by ``prefetch`` (its first step, one round trip for both):
         for ``sql.write_batch`` only, which calls it first in each transaction."""
@@ -337,6 +341,8 @@ class PgTransactions:
                 await self.conn.execute(LOCK_SQL, lock_keys)
             # Other processes write: nothing read outlives the transaction.
             yield PgLeadRepo(PgExecutor(self.conn), LeadCache())
+            if self.committing is not None:
+                self.committing()
 
 
 LOCK_SQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k"
@@ -362,9 +368,9 @@ def _lead(
 
 class PostgresStore(PostgresReads):
     dialect = "postgres"
-    # Batches lock what they use (``PgTransactions``), as two processes' do: the writer may
-    # have two in flight, one being prepared and written while the other commits.
-    write_concurrency = 2
+    # Batches lock what they use (``PgTransactions``), as two processes' do: the writer
+    # prepares and writes the next batch while one commits (``base.COMMITTING``).
+    overlaps_commit = True
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -433,7 +439,8 @@ class PostgresStore(PostgresReads):
             pool = self._p()
             conn = self._writers.pop() if self._writers else await pool.acquire()
             try:
-                results = await write_batch(PgTransactions(conn, lock_in_prefetch=True), batch)
+                tx = PgTransactions(conn, lock_in_prefetch=True, committing=COMMITTING.get())
+                results = await write_batch(tx, batch)
             except BaseException:
                 await pool.release(conn)
                 raise
