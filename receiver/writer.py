@@ -14,9 +14,24 @@ from collections import deque
 from collections.abc import Callable
 
 from .logs import failure
-from .store.base import StorageError, Store, WriteRequest, WriteResult
+from .store.base import COMMITTING, StorageError, Store, WriteRequest, WriteResult
 
 log = logging.getLogger("receiver.writer")
+
+
+class _Once:
+    """A callback that runs once, however often it is called."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn: Callable[[], None] | None = fn
+
+    def __call__(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn()
+
+    def on_task(self, _: asyncio.Task[None]) -> None:
+        self()
 
 
 class Overloaded(Exception):
@@ -44,6 +59,8 @@ class Writer:
         self._queue: deque[tuple[WriteRequest, asyncio.Future[WriteResult]]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        """Batches being written or committed."""
 
     @property
     def depth(self) -> int:
@@ -61,6 +78,9 @@ class Writer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # The batches taken from the queue commit (or fail) and answer.
+        while self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def submit(self, request: WriteRequest) -> WriteResult:
         return await self.enqueue(request)
@@ -85,40 +105,59 @@ class Writer:
     async def _run(self) -> None:
         queue = self._queue
         loop = asyncio.get_running_loop()
+        # A store whose batches may overlap (``overlaps_commit``: PostgreSQL, whose batches
+        # lock what they touch, as two processes' do) has the next batch prepared and
+        # written while one commits: the commit is a round trip and a flush the cycle
+        # would otherwise wait for. One batch at a time is being written, so each takes
+        # what queued meanwhile. Every answer still waits for its own batch's commit.
+        overlap = bool(getattr(self.store, "overlaps_commit", False))
+        writing = asyncio.Semaphore(1)
         while True:
             while not queue:
                 self._wakeup = loop.create_future()
                 await self._wakeup
             self._wakeup = None
+            await writing.acquire()
             batch = [queue.popleft() for _ in range(min(len(queue), self.batch_max))]
-            try:
-                results = await self.store.write_batch([r for r, _ in batch])
-            except Exception as e:  # the transaction failed: nothing in it is stored
-                log.error(
-                    "batch of %d not committed (deliveries %s): %s",
-                    len(batch),
-                    ",".join(r.delivery.id for r, _ in batch[:10]) + (",…" if len(batch) > 10 else ""),
-                    failure(e),
-                )
-                # Storage trouble is a 503 the vendor retries; anything else is a bug, and
-                # reaches the ingest edge as itself (a 500, logged there by delivery id).
-                err: Exception = e
-                if isinstance(e, OSError | TimeoutError):
-                    err = StorageError(type(e).__name__)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(err)
+            done = _Once(writing.release)
+            work = self._commit(batch, done if overlap else None)
+            task = asyncio.create_task(work, name="receiver-writer-batch")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(done.on_task)
+
+    async def _commit(
+        self, batch: list[tuple[WriteRequest, asyncio.Future[WriteResult]]], committing: _Once | None
+    ) -> None:
+        COMMITTING.set(committing)  # this task's own context
+        try:
+            results = await self.store.write_batch([r for r, _ in batch])
+        except Exception as e:  # the transaction failed: nothing in it is stored
+            log.error(
+                "batch of %d not committed (deliveries %s): %s",
+                len(batch),
+                ",".join(r.delivery.id for r, _ in batch[:10]) + (",…" if len(batch) > 10 else ""),
+                failure(e),
+            )
+            # Storage trouble is a 503 the vendor retries; anything else is a bug, and
+            # reaches the ingest edge as itself (a 500, logged there by delivery id).
+            err: Exception = e
+            if isinstance(e, OSError | TimeoutError):
+                err = StorageError(type(e).__name__)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(err)
+            return
+        if self.committed is not None:
+            self.committed()
+        for (req, fut), res in zip(batch, results, strict=True):
+            if isinstance(res, Exception):
+                # This delivery alone failed (its neighbours committed): a bug or bad
+                # data, never storage trouble. Logged as where, never what.
+                log.error("delivery %s not stored: %s", req.delivery.id, failure(res))
+            if fut.done():
                 continue
-            if self.committed is not None:
-                self.committed()
-            for (req, fut), res in zip(batch, results, strict=True):
-                if isinstance(res, Exception):
-                    # This delivery alone failed (its neighbours committed): a bug or bad
-                    # data, never storage trouble. Logged as where, never what.
-                    log.error("delivery %s not stored: %s", req.delivery.id, failure(res))
-                if fut.done():
-                    continue
-                if isinstance(res, Exception):
-                    fut.set_exception(res)
-                else:
-                    fut.set_result(res)
+            if isinstance(res, Exception):
+                fut.set_exception(res)
+            else:
+                fut.set_result(res)

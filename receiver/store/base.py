@@ -7,7 +7,8 @@ neighbours, and every answer is sent only after the transaction holding it commi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -128,6 +129,12 @@ class Erasure(msgspec.Struct):
     completed_at: str | None
     erased: Erased
     caveat: str = ""
+
+
+COMMITTING: ContextVar[Callable[[], None] | None] = ContextVar("receiver_committing", default=None)
+"""Set by the writer around a batch, for a store that says ``overlaps_commit``: called once
+the batch's work is done and only its commit is left, so that the next batch is prepared
+and written meanwhile (its answers still wait for their own commit)."""
 
 
 class Store(Protocol):

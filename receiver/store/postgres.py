@@ -28,7 +28,7 @@ import msgspec
 
 from ..clock import now_rfc3339
 from ..ids import new_id
-from .base import Erasure, StorageError, WriteRequest, WriteResult
+from .base import COMMITTING, Erasure, StorageError, WriteRequest, WriteResult
 from .erasure import erase, get_erasure, scan, survey
 from .migrate import migrations
 from .reads import POSTGRES_IDENTITIES_JSON, PostgresReads
@@ -100,6 +100,17 @@ class PgExecutor:
         else:
             await self.conn.executemany(pg(sql), rows)
 
+    async def together(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """``sql.Together``: the statements (all of them, those without rows too: one text,
+        prepared once) in one round trip, an array per column."""
+        args: list[Any] = []
+        for sql, rows in statements:
+            if rows:
+                args += map(list, zip(*rows, strict=True))
+            else:
+                args += [[]] * _COLUMNS[sql]
+        await self.conn.execute(_together(tuple(sql for sql, _ in statements)), *args)
+
     def lower_text(self, column: str, blob: bool) -> str:
         return f"lower(encode({column}, 'escape'))" if blob else f"lower({column})"
 
@@ -137,13 +148,19 @@ COPY = {
 
 
 def _unnest(sql: str, types: str) -> str:
-    """``sql``, an ``INSERT … VALUES (?, …) …`` of values only, as one statement taking an
-    array of each column (of these PostgreSQL ``types``)."""
-    parts = re.fullmatch(r"(.*) VALUES \(([?, ]*)\)(.*)", sql, re.S)
-    if parts is None or parts[2].count("?") != len(types.split()):
+    """``sql``, an ``INSERT … VALUES (…) …`` of ``?`` values and constants, as one statement
+    taking an array of each ``?`` column (of these PostgreSQL ``types``)."""
+    parts = re.fullmatch(r"(.*) VALUES \((.*?)\)(.*)", sql, re.S)
+    kinds = types.split()
+    if parts is None or parts[2].count("?") != len(kinds):
         raise ValueError(f"not an INSERT … VALUES of {types}: {sql}")  # noqa: S608
-    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types.split()))
-    return f"{parts[1]} SELECT * FROM unnest({arrays}){parts[3]}"  # noqa: S608
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(kinds))
+    names = [f"c{i + 1}" for i in range(len(kinds))]
+    if all(v == "?" for v in parts[2].split(", ")):
+        return f"{parts[1]} SELECT * FROM unnest({arrays}){parts[3]}"  # noqa: S608
+    it = iter(names)
+    values = ", ".join(next(it) if v == "?" else v for v in parts[2].split(", "))
+    return f"{parts[1]} SELECT {values} FROM unnest({arrays}) AS r({', '.join(names)}){parts[3]}"  # noqa: S608
 
 
 # A lead's summary (sql.SUMMARIZE_LEAD) from its lead_sources and identities rows, in
@@ -189,6 +206,13 @@ SUMMARIZE_ALL = (
 # statement instead of one per row. Each row names a different key (a lead_sources row
 # twice would be an error: ``sql.lead_sources`` adds them up first).
 ARRAYS = {
+    INSERT_LEAD: _unnest(INSERT_LEAD, "text text text bytea bytea"),
+    INSERT_IDENTITY: _unnest(INSERT_IDENTITY, "text text text bool text text"),
+    INSERT_DELIVERY: _unnest(
+        INSERT_DELIVERY, "text text text text text text text text bytea text text text text text text"
+    ),
+    INSERT_EVENT: _unnest(INSERT_EVENT, "text text text text text text text text text bytea"),
+    INSERT_MESSAGE: _unnest(INSERT_MESSAGE, "text text text text text text text bytea"),
     INSERT_KEY: _unnest(INSERT_KEY, "text text text"),
     ADD_LEAD_SOURCE: _unnest(ADD_LEAD_SOURCE, "text text bigint text text"),
     # Leads found by ``id = ANY``, by index, whatever the planner guesses of the arrays'
@@ -208,6 +232,24 @@ ARRAYS = {
 }
 
 
+# How many arrays each statement of ARRAYS takes.
+_COLUMNS = {sql: max(int(n) for n in re.findall(r"\$(\d+)", text)) for sql, text in ARRAYS.items()}
+
+
+@lru_cache(maxsize=64)
+def _together(statements: tuple[str, ...]) -> str:
+    """The ARRAYS statements as one, each a data-modifying CTE: PostgreSQL runs each to
+    completion, all on one snapshot (none reads what another writes) and checks foreign
+    keys at its end."""
+    ctes = []
+    offset = 0
+    for i, sql in enumerate(statements):
+        text = re.sub(r"\$(\d+)", lambda m, o=offset: f"${int(m[1]) + o}", ARRAYS[sql])  # type: ignore[misc]
+        ctes.append(f"s{i} AS ({text})")
+        offset += _COLUMNS[sql]
+    return f"WITH {', '.join(ctes)} SELECT 1"
+
+
 class PgLeadRepo(SQLLeadRepo):
     # The row stays ours until commit, so a merge never loses another process's write.
     LOAD_SQL = SQLLeadRepo.LOAD_SQL + " FOR UPDATE"
@@ -225,14 +267,23 @@ class PgTransactions:
     )
     locks = True  # other processes write too
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(
+        self, conn: Any, lock_in_prefetch: bool = False, committing: Callable[[], None] | None = None
+    ) -> None:
         self.conn = conn
+        self.committing = committing
+        """Called when a transaction's work is done and only its commit is left."""
+        self.lock_in_prefetch = lock_in_prefetch
+        """The locks are taken by ``prefetch`` (its first step, one round trip for both):
+        for ``sql.write_batch`` only, which calls it first in each transaction."""
+        self._unlocked: list[str] = []
 
     async def prefetch(self, repo: SQLLeadRepo, batch: list[WriteRequest]) -> None:
-        """What the batch will look up, read in three statements instead of several round
+        """What the batch will look up, read in one statement instead of several round
         trips per delivery: the stored deliveries its dedup keys name, its identities,
-        and their leads (locked, as ``load`` locks them). Runs under the advisory locks,
-        so none of it can change before the transaction ends."""
+        and their leads (locked, as ``load`` locks them). Runs under the advisory locks
+        (taken first, in the same call, with ``lock_in_prefetch``), so none of it can
+        change before the transaction ends."""
         conn, cache = self.conn, repo.cache
         sources: list[str] = []
         prints: list[str | None] = []
@@ -252,84 +303,74 @@ class PgTransactions:
                 prints.append(d.fingerprint)
                 ikeys.append(None)
                 since.append(window_start(d.received_at, req.dedup_window_seconds))
-        stored = DedupKeys()
-        if sources:
-            rows = await conn.fetch(DEDUP_SQL, sources, prints, ikeys, since)
-            for r in rows:
-                if r["by_key"]:
-                    stored.idempotency[(r["source"], r["idempotency_key"])] = r["id"]
-                else:
-                    stored.fingerprints.setdefault((r["source"], r["fingerprint"]), []).append(
-                        (r["received_at"], r["id"])
-                    )
-        repo.stored = stored
         wanted = {(i.kind, i.value) for req in batch for idents in req.identities for i in idents}
-        if not wanted:
-            return
-        kinds, values = zip(*wanted, strict=True)
-        rows = await conn.fetch(IDENTITIES_SQL, list(kinds), list(values))
+        kinds, values = (list(c) for c in zip(*wanted, strict=True)) if wanted else ([], [])
+        # One round trip: each costs the writer a wait on the server and then on the event
+        # loop, and the batch's cycle is a chain of them.
+        stored = DedupKeys()
         leads: set[str] = set()
-        for r in rows:
-            cache.idents[(r["kind"], r["value"])] = r["lead_id"]
-            if r["lead_id"] is not None:
-                leads.add(r["lead_id"])
-        repo.absent = wanted - set(cache.idents)
-        # Two steps: the leads named, then those they were merged into (one hop, as
-        # merge_into keeps it).
-        for _ in range(2):
-            leads -= set(cache.live)
-            if not leads:
-                break
-            rows = await conn.fetch(LEADS_SQL, sorted(leads))
-            leads = set()
-            for r in rows:
-                survivor = r["merged_into"] or r["id"]
-                cache.live[r["id"]] = survivor
-                if r["merged_into"] is None:
-                    cache.traits[r["id"]] = (_dec(r["traits"]), _dec(r["trait_times"]))
+        locks, self._unlocked = self._unlocked, []
+        for r in await conn.fetch(PREFETCH_SQL, locks, sources, prints, ikeys, since, kinds, values):
+            t = r["t"]
+            if t == 0:  # a stored delivery a dedup key names
+                if r["flag"]:
+                    stored.idempotency[(r["b"], r["d"])] = r["a"]
                 else:
-                    leads.add(survivor)
+                    stored.fingerprints.setdefault((r["b"], r["c"]), []).append((r["e"], r["a"]))
+            elif t == 1:  # an identity
+                cache.idents[(r["a"], r["b"])] = r["c"]
+            else:  # its lead, locked
+                _lead(cache, r["a"], r["b"], r["x"], r["y"], leads)
+        for seen in stored.fingerprints.values():
+            seen.sort()  # oldest first, as DedupKeys takes them
+        repo.stored = stored
+        repo.absent = wanted - set(cache.idents)
+        # Then the leads those were merged into (one hop, as merge_into keeps it).
+        leads -= set(cache.live)
+        if leads:
+            for r in await conn.fetch(LEADS_SQL, sorted(leads)):
+                _lead(cache, r["id"], r["merged_into"], r["traits"], r["trait_times"], set())
 
     @contextlib.asynccontextmanager
     async def transaction(self, lock_keys: list[str]) -> AsyncIterator[SQLLeadRepo]:
         async with self.conn.transaction():
-            # In the keys' order; one row back (count), not one per key.
-            await self.conn.execute(
-                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k",
-                lock_keys,
-            )
+            if self.lock_in_prefetch:
+                self._unlocked = lock_keys
+            else:
+                # In the keys' order; one row back (count), not one per key.
+                await self.conn.execute(LOCK_SQL, lock_keys)
             # Other processes write: nothing read outlives the transaction.
             yield PgLeadRepo(PgExecutor(self.conn), LeadCache())
+            if self.committing is not None:
+                self.committing()
 
 
-# The batch's dedup keys, as arrays: (source, fingerprint) or (source, idempotency key).
-# Every stored delivery a key names, oldest first (``DedupKeys`` takes the first in its
-# window, as ``find_duplicate`` does). A LATERAL … LIMIT 1 per key was tried: less server
-# CPU in process, but half the req/s under HTTP load (bench/ingest.py --postgres), so the
-# join stays.
-DEDUP_SQL = """
-SELECT d.id, d.source, d.fingerprint, d.idempotency_key, d.received_at, true AS by_key
-FROM unnest($1::text[], $3::text[]) AS k(source, i)
-JOIN deliveries d ON d.source = k.source AND d.idempotency_key = k.i
-UNION ALL
-SELECT d.id, d.source, d.fingerprint, d.idempotency_key, d.received_at, false AS by_key
-FROM unnest($1::text[], $2::text[], $4::text[]) AS k(source, f, since)
-JOIN deliveries d ON d.source = k.source AND d.fingerprint = k.f AND d.received_at >= k.since
- AND d.status <> 'rejected'
-ORDER BY received_at
-"""
-# LATERAL: one primary-key lookup per identity, never a scan of the table.
-IDENTITIES_SQL = """
-SELECT k.kind, k.value, i.lead_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
-CROSS JOIN LATERAL (SELECT lead_id FROM identities WHERE kind = k.kind AND value = k.value LIMIT 1) AS i
-"""
+LOCK_SQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k"
+# The batch's locks (as LOCK_SQL), then what it will look up (migration 0008_prefetch).
+PREFETCH_SQL = "SELECT * FROM receiver_prefetch(" + ", ".join(f"${i}::text[]" for i in range(1, 8)) + ")"  # noqa: S608 (numbers)
+# The leads a batch's leads were merged into.
 LEADS_SQL = (
     "SELECT id, merged_into, traits, trait_times FROM leads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
 
 
+def _lead(
+    cache: LeadCache, lead_id: str, merged_into: str | None, traits: bytes, times: bytes, more: set[str]
+) -> None:
+    """A lead read (and locked) by ``prefetch``: where it lives now, its traits if it is
+    live; the lead it was merged into goes to ``more``."""
+    cache.live[lead_id] = merged_into or lead_id
+    if merged_into is None:
+        cache.traits[lead_id] = (_dec(traits), _dec(times))
+    else:
+        more.add(merged_into)
+
+
 class PostgresStore(PostgresReads):
     dialect = "postgres"
+    # Batches lock what they use (``PgTransactions``), as two processes' do: the writer
+    # prepares and writes the next batch while one commits (``base.COMMITTING``).
+    overlaps_commit = True
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -340,6 +381,8 @@ class PostgresStore(PostgresReads):
         rest = urlencode([(k, v) for k, v in query if k != "schema"])
         self.dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
         self._pool: Any = None
+        self._writers: list[Any] = []
+        """Connections kept by the writer between batches (``write_batch``)."""
 
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else None
@@ -377,6 +420,8 @@ class PostgresStore(PostgresReads):
 
     async def close(self) -> None:
         if self._pool is not None:
+            while self._writers:
+                await self._pool.release(self._writers.pop())
             await self._pool.close()
             self._pool = None
 
@@ -387,11 +432,22 @@ class PostgresStore(PostgresReads):
 
     # -- writes -------------------------------------------------------------------------
     async def write_batch(self, batch: list[WriteRequest]) -> list[WriteResult | Exception]:
+        # The writer's connections stay out of the pool between batches: a connection
+        # given back is reset first (a round trip the batch's answers would wait for).
+        # One that failed goes back, to be reset or closed there.
         try:
-            async with self._p().acquire() as conn:
-                return await write_batch(PgTransactions(conn), batch)
+            pool = self._p()
+            conn = self._writers.pop() if self._writers else await pool.acquire()
+            try:
+                tx = PgTransactions(conn, lock_in_prefetch=True, committing=COMMITTING.get())
+                results = await write_batch(tx, batch)
+            except BaseException:
+                await pool.release(conn)
+                raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StorageError(str(e)) from e
+        self._writers.append(conn)
+        return results
 
     async def transact(self, work: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
         """Run ``work`` in one transaction (portable SQL through ``sql.Executor``; used by the

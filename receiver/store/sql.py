@@ -13,7 +13,7 @@ import functools
 import time
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -47,6 +47,26 @@ class Executor(Reader, Protocol):
     async def run(self, sql: str, args: tuple[Any, ...]) -> None: ...
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+@runtime_checkable
+class Together(Protocol):
+    """An executor that runs several ``many`` statements as one (PostgreSQL: one round
+    trip, where a batch's cycle waits on each)."""
+
+    async def together(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None: ...
+
+
+async def many_together(x: Executor, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    """``x.many`` of each statement with rows, in this order, or all at once where ``x`` can
+    (they must not read what another of them writes)."""
+    if isinstance(x, Together):
+        if any(rows for _, rows in statements):
+            await x.together(statements)
+        return
+    for sql, rows in statements:
+        if rows:
+            await x.many(sql, rows)
 
 
 class Transactions(Protocol):
@@ -252,7 +272,7 @@ class DedupKeys:
 
 class Pending:
     """The rows a batch writes, held until the end of its transaction and then written one
-    statement per table (``Executor.many``; PostgreSQL's sends a COPY or arrays): the same
+    statement per table (``Executor.many``; PostgreSQL's sends them all as one): the same
     rows as one statement per delivery, in far fewer calls (and, on PostgreSQL, round
     trips). What a later delivery of the batch must see of an earlier one is answered
     from here (its dedup keys) or from the lead cache (identities, leads, traits); the
@@ -285,30 +305,29 @@ class Pending:
         added = lead_sources(self.events, self.identities)
         grown = self.growth(added)
         # In the order the foreign keys need: a delivery before its events and keys.
-        for sql, rows in (
-            (INSERT_LEAD, self.leads),
-            (INSERT_IDENTITY, self.identities),
-            (INSERT_DELIVERY, self.deliveries),
-            (INSERT_EVENT, self.events),
-            (INSERT_KEY, self.keys),
-            (INSERT_MESSAGE, self.messages),
-        ):
-            if rows:
-                await x.many(sql, rows)
-                rows.clear()
-        if added:
-            await x.many(ADD_LEAD_SOURCE, added)
-        if self.saved:
-            rows = []
-            for lead_id, at in self.saved.items():
-                traits = cache.traits[lead_id]
-                rows.append((_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id))
-            await x.many(SAVE_LEAD, rows)
-            self.saved.clear()
-        if self.touched:
-            rows = [(at, *grown.pop(lead_id, NO_GROWTH), lead_id) for lead_id, at in self.touched.items()]
-            await x.many(TOUCH_LEAD, rows)
-            self.touched.clear()
+        await many_together(
+            x,
+            [
+                (INSERT_LEAD, self.leads),
+                (INSERT_IDENTITY, self.identities),
+                (INSERT_DELIVERY, self.deliveries),
+                (INSERT_EVENT, self.events),
+                (INSERT_KEY, self.keys),
+                (INSERT_MESSAGE, self.messages),
+                (ADD_LEAD_SOURCE, added),
+            ],
+        )
+        for rows in (self.leads, self.identities, self.deliveries, self.events, self.keys, self.messages):
+            rows.clear()
+        saved = []
+        for lead_id, at in self.saved.items():
+            traits = cache.traits[lead_id]
+            saved.append((_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id))
+        touched = [(at, *grown.pop(lead_id, NO_GROWTH), lead_id) for lead_id, at in self.touched.items()]
+        # After the lead_sources rows they read; never the same lead twice.
+        await many_together(x, [(SAVE_LEAD, saved), (TOUCH_LEAD, touched)])
+        self.saved.clear()
+        self.touched.clear()
         self.summarize.update(grown)  # none expected: a lead with events is saved or touched
         if self.summarize:
             await x.many(SUMMARIZE_LEAD, [(lead_id,) for lead_id in sorted(self.summarize)])
