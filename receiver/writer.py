@@ -110,7 +110,7 @@ class Writer:
         # written while one commits: the commit is a round trip and a flush the cycle
         # would otherwise wait for. One batch at a time is being written, so each takes
         # what queued meanwhile. Every answer still waits for its own batch's commit.
-        overlap = bool(getattr(self.store, "overlaps_commit", False))
+        overlap = self.store.overlaps_commit
         writing = asyncio.Semaphore(1)
         while True:
             while not queue:

@@ -138,6 +138,9 @@ and written meanwhile (its answers still wait for their own commit)."""
 
 
 class Store(Protocol):
+    overlaps_commit: bool
+    """True where the next batch may be written while one commits (see ``COMMITTING``)."""
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

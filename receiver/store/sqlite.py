@@ -317,6 +317,7 @@ def _owner_only(path: Path) -> None:
 
 class SQLiteStore(SQLiteReads):
     dialect = "sqlite"
+    overlaps_commit = False  # one writer connection: a batch at a time
 
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
