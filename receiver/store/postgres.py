@@ -88,12 +88,6 @@ class PgExecutor:
         await self.conn.execute(pg(sql), *args)
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        copy = COPY.get(sql)
-        if copy is not None:
-            await self.conn.copy_records_to_table(
-                copy.table, records=copy.records(rows), columns=copy.columns
-            )
-            return
         arrays = ARRAYS.get(sql)
         if arrays is not None and rows:
             await self.conn.execute(arrays, *map(list, zip(*rows, strict=True)))
@@ -116,35 +110,6 @@ class PgExecutor:
 
     def contains(self, text: str) -> str:
         return f"strpos({text}, ?) > 0"
-
-
-class Copy:
-    """A plain ``INSERT … VALUES`` of the write path as a COPY of the same rows: the
-    server inserts them in one go, where ``executemany`` costs it an execution per row
-    (bind, plan, executor start and end), and asyncpg encodes them for less too."""
-
-    def __init__(self, sql: str) -> None:
-        parts = re.fullmatch(r"INSERT INTO (\w+) \((.*?)\) VALUES \((.*?)\)", sql)
-        if parts is None:
-            raise ValueError(f"not a plain INSERT … VALUES: {sql}")
-        self.table = parts[1]
-        pairs = list(zip(parts[2].split(", "), parts[3].split(", "), strict=True))
-        # The rows' values (each ``?``), then the constants the statement writes (NULL is
-        # what a column left out gets).
-        self.columns = [c for c, v in pairs if v == "?"] + [c for c, v in pairs if v not in ("?", "NULL")]
-        self.constants = tuple(_literal(v) for _, v in pairs if v not in ("?", "NULL"))
-
-    def records(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        return [r + self.constants for r in rows] if self.constants else rows
-
-
-def _literal(sql: str) -> str | int:
-    return sql[1:-1] if sql.startswith("'") else int(sql)
-
-
-COPY = {
-    sql: Copy(sql) for sql in (INSERT_LEAD, INSERT_IDENTITY, INSERT_DELIVERY, INSERT_EVENT, INSERT_MESSAGE)
-}
 
 
 def _unnest(sql: str, types: str) -> str:
@@ -201,9 +166,9 @@ SUMMARIZE_ALL = (
 )
 
 
-# The write path's other multi-row statements (an ``ON CONFLICT``, an update: no COPY)
-# as one statement each, the rows sent as an array per column: the server runs one
-# statement instead of one per row. Each row names a different key (a lead_sources row
+# The write path's multi-row statements as one statement each, the rows sent as an array
+# per column: the server runs one statement instead of one per row (and a batch's inserts
+# go together, ``_together``). Each row names a different key (a lead_sources row
 # twice would be an error: ``sql.lead_sources`` adds them up first).
 ARRAYS = {
     INSERT_LEAD: _unnest(INSERT_LEAD, "text text text bytea bytea"),
