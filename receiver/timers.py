@@ -21,27 +21,33 @@ class Sweeper(Generic[K]):
     def __init__(self, tick: float, late: Callable[[K], None]) -> None:
         self.tick = tick
         self._late = late
-        self._due: dict[K, float] = {}
+        self.due: dict[K, float] = {}
+        """Each armed key's deadline (``loop.time()``). Disarming is ``due.pop(key, None)``
+        and ``key in due`` says whether it is armed: a dict operation where a method call
+        would cost more, on paths run for every request."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the sweeping task runs on; None while none runs."""
         self._task: asyncio.Task[None] | None = None
 
     def arm(self, key: K, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
         """``key`` is late ``seconds`` from now, unless disarmed before."""
-        self._due[key] = loop.time() + seconds
-        task = self._task
-        if task is None or task.done() or task.get_loop() is not loop:
+        self.due[key] = loop.time() + seconds
+        if self._loop is not loop:
+            self._loop = loop
             self._task = loop.create_task(self._sweep(loop))
 
     def disarm(self, key: K) -> None:
-        self._due.pop(key, None)
-
-    def armed(self, key: K) -> bool:
-        return key in self._due
+        self.due.pop(key, None)
 
     async def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        while self._due:
-            await asyncio.sleep(self.tick)
-            now = loop.time()
-            for key, due in list(self._due.items()):
-                if due <= now:
-                    del self._due[key]
-                    self._late(key)
+        try:
+            while self.due and self._loop is loop:
+                await asyncio.sleep(self.tick)
+                now = loop.time()
+                for key, due in list(self.due.items()):
+                    if due <= now:
+                        del self.due[key]
+                        self._late(key)
+        finally:
+            if self._loop is loop:
+                self._loop = None

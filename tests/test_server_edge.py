@@ -332,33 +332,65 @@ class _Recording:
         return f"extra {name}"
 
 
-def test_an_answer_head_and_body_leave_in_one_write_in_order() -> None:
+def _cycle(method: str) -> tuple[Any, _Recording, list[int]]:
+    """A request/response cycle of the server's protocol, writing to a recording transport."""
+    from types import SimpleNamespace
+
+    from uvicorn.protocols.http.flow_control import FlowControl
+
+    from receiver.serving import _Cycle
+
+    rec = _Recording()
+    completed: list[int] = []
+    protocol = SimpleNamespace(
+        scope={"method": method, "http_version": "1.1"},
+        transport=rec,
+        flow=FlowControl(rec),  # type: ignore[arg-type]
+        logger=None,
+        access_logger=None,
+        access_log=False,
+        server_state=SimpleNamespace(default_headers=[]),
+        on_response_complete=lambda: completed.append(1),
+        expect_100_continue=False,
+    )
+    return _Cycle(protocol, keep_alive=True), rec, completed  # type: ignore[arg-type]
+
+
+def test_an_answer_of_known_length_leaves_in_one_write_a_stream_at_once() -> None:
     import asyncio
 
-    from receiver.serving import _OneWrite
+    async def run() -> None:
+        # Known length: the head waits for the body, and both leave in one write.
+        cycle, rec, completed = _cycle("POST")
+        start = {"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"2")]}
+        await cycle.send(start)
+        assert rec.writes == []
+        await cycle.send({"type": "http.response.body", "body": b"ok"})
+        assert rec.writes == [b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok"]
+        assert completed == [1] and not rec.closed
 
-    async def run() -> _Recording:
-        rec = _Recording()
-        t = _OneWrite(rec, asyncio.get_running_loop())  # type: ignore[arg-type]
-        t.hold_next()
-        t.write(b"HEAD1")
-        t.write(b"BODY1")  # same step: one write with the head
-        assert rec.writes == [b"HEAD1BODY1"]
-        t.write(b"chunk")  # a stream's next chunk: straight through
-        t.hold_next()  # a pipelined request's headers, while an answer is still going
-        t.write(b"HEAD2")
-        await asyncio.sleep(0)  # a head with no body in the same step still leaves
-        await asyncio.sleep(0)
-        assert rec.writes[-1] == b"HEAD2"
-        t.hold_next()
-        t.write(b"HEAD3")
-        t.close()  # closing sends what is held first
-        assert t.get_extra_info("peername") == "extra peername"
-        await asyncio.sleep(0)
-        return rec
+        # HEAD: the head alone, when the (empty) body message comes.
+        cycle, rec, completed = _cycle("HEAD")
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"9")]})
+        await cycle.send({"type": "http.response.body", "body": b""})
+        assert rec.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n"] and completed == [1]
 
-    rec = asyncio.run(run())
-    assert rec.writes == [b"HEAD1BODY1", b"chunk", b"HEAD2", b"HEAD3"] and rec.closed
+        # A stream (no length): the head at once, then each chunk as it comes.
+        cycle, rec, completed = _cycle("GET")
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+        assert rec.writes == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
+        await cycle.send({"type": "http.response.body", "body": b"abc", "more_body": True})
+        await cycle.send({"type": "http.response.body", "body": b""})
+        assert rec.writes[1:] == [b"3\r\nabc\r\n", b"0\r\n\r\n"] and completed == [1]
+
+        # A header that would split the answer is refused, as uvicorn does.
+        cycle, rec, _ = _cycle("GET")
+        bad = {"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1\r\nx-b: 2")]}
+        with pytest.raises(RuntimeError):
+            await cycle.send(bad)
+        assert rec.writes == []
+
+    asyncio.run(run())
 
 
 def test_pipelined_requests_head_and_keep_alive_answer_complete_and_in_order(
