@@ -371,7 +371,9 @@ def test_an_answer_of_known_length_leaves_in_one_write_a_stream_at_once() -> Non
 
         # HEAD: the head alone, when the (empty) body message comes.
         cycle, rec, completed = _cycle("HEAD")
-        await cycle.send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"9")]})
+        await cycle.send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"9")]}
+        )
         await cycle.send({"type": "http.response.body", "body": b""})
         assert rec.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n"] and completed == [1]
 
