@@ -208,7 +208,7 @@ class _Code:
         for i, p in enumerate(node.selector):
             block = self.read(scope, p, sel)
             out += block if i == 0 else [f"if {sel} is None:", *_indent(block)]
-        out.append(f"{sel} = to_text({sel}) if {sel} is not None else None")
+        out.append(_as_text(sel))
         first = True
         for name, case in node.cases:
             out.append(f"{'if' if first else 'elif'} {sel} == {name!r}:")
@@ -253,7 +253,7 @@ class _Code:
             body = [
                 *inner.decls,
                 *name,
-                f"{k} = to_text({k}) if {k} is not None else None",
+                _as_text(k),
                 f"if {k} is not None:",
                 *_indent(value),
             ]
@@ -359,6 +359,11 @@ def _may_be_private(node: Node) -> bool:
             node.fallback is not None and _may_be_private(node.fallback)
         )
     return False
+
+
+def _as_text(v: str) -> str:
+    """``v`` as text, or None; a text (the usual case) without calling ``to_text``."""
+    return f"if {v}.__class__ is not str: {v} = to_text({v}) if {v} is not None else None"
 
 
 def _indent(lines: list[str], levels: int = 1) -> list[str]:

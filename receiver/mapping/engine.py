@@ -161,7 +161,7 @@ class CompiledMapping:
     def _identities_of(self, event: dict[str, Any], ctx: Ctx) -> list[Identity]:
         identities: list[Identity] = []
         for rule, v in zip(self.plan.identities, self._identities(event, ctx, ""), strict=True):
-            text = to_text(v) if v is not None else None
+            text = v if v.__class__ is str or v is None else to_text(v)
             if text is not None:
                 found_id = Identity(rule.kind, text, rule.known)
                 if found_id not in identities:
@@ -242,7 +242,7 @@ class CompiledMapping:
                 source_type=st,
                 type=t.plan.canonical,
                 occurred_at=out.get("occurred_at"),
-                anonymous_id=None if anonymous_id is None else to_text(anonymous_id),
+                anonymous_id=anonymous_id if anonymous_id.__class__ is str else _text_or_none(anonymous_id),
                 lead=lead,
                 properties=out.get("properties") or {},
                 context=out.get("context") or {},
@@ -250,6 +250,10 @@ class CompiledMapping:
                 identities=identities,
             )
         )
+
+
+def _text_or_none(v: Any) -> str | None:
+    return None if v is None else to_text(v)
 
 
 def _identifier(name: str) -> str:
