@@ -83,6 +83,11 @@ class CompiledMapping:
             build = executor.outputs(t.outputs, f"map_{i}_{_identifier(name)}")
             check = executor.constraints(t.constraints, f"check_{i}_{_identifier(name)}")
             self._types[name] = _Type(t, check, build, [extra.pruner(tr) for tr in extra.trees(plan, t)])
+        # Each rule with the member of the event it reads, when it reads one (most do).
+        self._type_rules = [
+            (rule, rule.source.tokens[0] if rule.source.ns == "" and len(rule.source.tokens) == 1 else None)
+            for rule in plan.type_rules
+        ]
         self._identities = executor.values(tuple(r.value for r in plan.identities), "identities")
         self._private = privacy.private_outputs(plan)
 
@@ -169,8 +174,13 @@ class CompiledMapping:
         return identities
 
     def _source_type(self, event: dict[str, Any], ctx: Ctx) -> str | None:
-        for rule in self.plan.type_rules:
-            v = read(rule.source, event, ctx)
+        for rule, member in self._type_rules:
+            if member is not None:  # read(rule.source, event, ctx), without its calls
+                v = event.get(member)
+                if v == "":
+                    v = None
+            else:
+                v = read(rule.source, event, ctx)
             if v is None:
                 continue
             if rule.equals is None:
