@@ -99,8 +99,7 @@ def _either(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-@dataclass
-class Prepared:
+class Prepared(msgspec.Struct):
     document: Any
     mapped: Mapped | None
     problem: Problem | None

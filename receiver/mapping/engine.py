@@ -9,8 +9,10 @@ apply the rewrites, check the vendor's constraints, build the canonical event.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from ..events import Identity
 from ..problems import FieldError
@@ -35,8 +37,7 @@ class Executor(Protocol):
     def constraints(self, constraints: tuple[Constrained, ...], name: str) -> Callable[[Any, Ctx], None]: ...
 
 
-@dataclass(slots=True)
-class MappedEvent:
+class MappedEvent(msgspec.Struct):  # a Struct: its __init__ is C (one per event)
     source_type: str
     type: str
     occurred_at: str | None
@@ -48,12 +49,11 @@ class MappedEvent:
     identities: list[Identity]
 
 
-@dataclass(slots=True)
-class MapOutcome:
-    events: list[MappedEvent] = field(default_factory=list)
-    unmapped: list[dict[str, Any]] = field(default_factory=list)
+class MapOutcome(msgspec.Struct):
+    events: list[MappedEvent] = msgspec.field(default_factory=list)
+    unmapped: list[dict[str, Any]] = msgspec.field(default_factory=list)
     """``{"index", "source_type"}`` of items whose type has no mapping."""
-    errors: list[FieldError] = field(default_factory=list)
+    errors: list[FieldError] = msgspec.field(default_factory=list)
 
 
 @dataclass(slots=True)
