@@ -245,7 +245,10 @@ class CompiledMapping:
                 identities.append(Identity("email_sha256", lead["email_sha256"], True))
         anonymous_id = out.get("anonymous_id")
         if anonymous_id is None:
-            anonymous_id = next((i.value for i in identities if not i.known), None)
+            for i in identities:  # the first anonymous one (a loop: no generator per event)
+                if not i.known:
+                    anonymous_id = i.value
+                    break
         rest = t.extra[root_index](item)
         outcome.events.append(
             MappedEvent(
