@@ -64,10 +64,8 @@ class Headers:
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
-        first: dict[str, str] = {}
-        for k, v in reversed(self._pairs):
-            first[k] = v
-        self._first = first
+        # Built from the last pair to the first, so that a name's first value is the one kept.
+        self._first: dict[str, str] = dict(reversed(self._pairs))
 
     @overload
     def get(self, key: str) -> str | None: ...
