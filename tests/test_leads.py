@@ -228,3 +228,38 @@ def test_traits_nested_from_their_stored_text_as_unflatten_and_msgspec_write_the
         want = msgspec.json.encode(unflatten(msgspec.json.decode(flat)))
         assert unflattened_json(flat) == want, traits
         assert unflattened_json(flat) == want  # the second time from the cached template
+
+
+def test_a_lead_merged_as_it_is_nested_as_its_flat_traits_would_be() -> None:
+    """The writer merges an event's lead without flattening it first: the traits, their
+    times, their order and the changed flag are those of ``merge_traits(flatten(lead))``."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from receiver.leads import flatten, merge_lead, merge_traits
+
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "y"]))
+    value = st.recursive(
+        scalar,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=2), st.dictionaries(st.sampled_from("abc"), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    lead = st.dictionaries(st.sampled_from(["email", "name", "address", "custom", "a"]), value, max_size=4)
+    at = st.sampled_from(["2026-01-01", "2026-01-02", "2026-01-03"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.tuples(lead, at), max_size=4), lead, at)
+    def check(history: list[tuple[dict[str, Any], str]], new: dict[str, Any], when: str) -> None:
+        traits: dict[str, Any] = {}
+        times: dict[str, str] = {}
+        for earlier, earlier_at in history:
+            merge_traits(traits, times, flatten(earlier), earlier_at)
+        want_traits, want_times = dict(traits), dict(times)
+        want = merge_traits(want_traits, want_times, flatten(new), when)
+        assert merge_lead(traits, times, new, when) == want
+        assert list(traits.items()) == list(want_traits.items())
+        assert list(times.items()) == list(want_times.items())
+
+    check()

@@ -99,8 +99,7 @@ def _either(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-@dataclass
-class Prepared:
+class Prepared(msgspec.Struct):
     document: Any
     mapped: Mapped | None
     problem: Problem | None
@@ -118,6 +117,8 @@ class Source:
     bearer: bool
     body_credentials: list[str]
     secret_headers: frozenset[str]
+    unstored_headers: frozenset[str]
+    """``secret_headers`` and ``UNSTORED_HEADERS``: one lookup per header."""
     secret_query: frozenset[str]
     #: "query parameter token, header X-Webhook-Token or Authorization: Bearer <token>"
     expects: str
@@ -150,16 +151,17 @@ def build_sources(
             bearer=m.credential.bearer,
             body_credentials=list(m.credential.field),
             secret_headers=SECRET_HEADERS | frozenset(h),
+            unstored_headers=SECRET_HEADERS | frozenset(h) | UNSTORED_HEADERS,
             secret_query=SECRET_QUERY | frozenset(q),
             expects=_either(described),
         )
     return out
 
 
-def _stored_headers(request: IncomingRequest, secret: frozenset[str]) -> dict[str, str]:
+def _stored_headers(request: IncomingRequest, unstored: frozenset[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in request.headers.items():
-        if k in secret or k in UNSTORED_HEADERS:
+        if k in unstored:
             continue
         if len(out) >= MAX_STORED_HEADERS:
             break
@@ -310,7 +312,7 @@ class Ingest:
             path=sub,
             content_type=content_type,
             query={},
-            headers=_stored_headers(request, source.secret_headers),
+            headers=_stored_headers(request, source.unstored_headers),
             body=body,
             body_format="original",
             status="rejected",

@@ -64,10 +64,8 @@ class Headers:
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
-        first: dict[str, str] = {}
-        for k, v in reversed(self._pairs):
-            first[k] = v
-        self._first = first
+        # Built from the last pair to the first, so that a name's first value is the one kept.
+        self._first: dict[str, str] = dict(reversed(self._pairs))
 
     @overload
     def get(self, key: str) -> str | None: ...
@@ -89,7 +87,7 @@ class Query:
     __slots__ = ("_last", "_pairs")
 
     def __init__(self, raw: bytes) -> None:
-        self._pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+        self._pairs = _pairs(raw.decode("latin-1")) if raw else []
         self._last = dict(self._pairs)
 
     @overload
@@ -103,6 +101,20 @@ class Query:
 
     def multi_items(self) -> list[tuple[str, str]]:
         return list(self._pairs)
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``; a query with nothing to decode (no
+    ``%``, no ``+``: the usual ``token=…``) is split here, without its Python loop of
+    unquoting each name and value."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    out = []
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            out.append((name, value))
+    return out
 
 
 class HookRequest:

@@ -113,7 +113,8 @@ def check_shape(raw: bytes, where: str = "") -> None:
     than ``MAX_DEPTH``; 413 for more than ``MAX_CONTAINERS`` objects and arrays or
     ``MAX_MEMBERS`` object members."""
     brackets = raw.count(b"[") + raw.count(b"{")
-    if brackets <= MAX_DEPTH and raw.count(b":") <= MAX_MEMBERS:
+    # A text no longer than MAX_MEMBERS bytes cannot hold more ':' than that: not counted.
+    if brackets <= MAX_DEPTH and (len(raw) <= MAX_MEMBERS or raw.count(b":") <= MAX_MEMBERS):
         return  # too few, even counting those inside strings
     if raw.count(b'":') > MAX_MEMBERS:  # '"' then ':' ends a member name (or one in JSON text)
         raise _too_many(where)

@@ -33,6 +33,9 @@ _INLINE = {
     "upper": "{v} = {v}.upper() if {v}.__class__ is str else {v}",
 }
 
+#: The same steps applied to a text, as method calls chained after it.
+_INLINE_TEXT = {"trim": ".strip()", "lower": ".lower()", "upper": ".upper()"}
+
 #: Transforms that return a value of this class unchanged (``number``: a finite int).
 _UNCHANGED = {"string": "str", "number": "int"}
 
@@ -205,7 +208,7 @@ class _Code:
         for i, p in enumerate(node.selector):
             block = self.read(scope, p, sel)
             out += block if i == 0 else [f"if {sel} is None:", *_indent(block)]
-        out.append(f"{sel} = to_text({sel}) if {sel} is not None else None")
+        out.append(_as_text(sel))
         first = True
         for name, case in node.cases:
             out.append(f"{'if' if first else 'elif'} {sel} == {name!r}:")
@@ -250,12 +253,46 @@ class _Code:
             body = [
                 *inner.decls,
                 *name,
-                f"{k} = to_text({k}) if {k} is not None else None",
+                _as_text(k),
                 f"if {k} is not None:",
                 *_indent(value),
             ]
             out += [f"{acc} = {{}}", f"for {i}, {el} in elements({items}):"]
         return [*out, *_indent(body), f"{v} = {acc} or None"]
+
+    def simple_put(self, scope: _Scope, node: Node, v: str, target: str, last: str) -> list[str] | None:
+        """The common output written in one piece: one path read from an object, inline
+        steps only, nothing private, no default, not required. An absent value then costs
+        one test, and a text the steps leave whole is put without testing it again (the
+        general form tests for "" at the read, for None after each step and at the put)."""
+        if (
+            not isinstance(node, Value)
+            or node.dropped
+            or node.privacy
+            or node.default is not None
+            or node.required
+            or len(node.sources) != 1
+            or not all(step.name in _INLINE_TEXT for step in node.steps)
+        ):
+            return None
+        read = self.read(scope, node.sources[0], v)
+        if len(read) != 2 or read[1] != f"if {v} == '': {v} = None":
+            return None  # not a plain member read (a header, an array index)
+        put = f"{target}[{last!r}] = {v}"
+        lines = [read[0], f"if {v} is not None and {v} != '':"]
+        if not node.steps:
+            return [*lines, f"    {put}"]
+        # The steps change text only; "trim" alone can make it "" (then it is absent).
+        steps = [_INLINE_TEXT[step.name].format(v=v) for step in node.steps]
+        trimmed = any(step.name == "trim" for step in node.steps)
+        return [
+            *lines,
+            f"    if {v}.__class__ is str:",
+            f"        {v} = {v}" + "".join(steps),
+            f"        if {v}: {put}" if trimmed else f"        {put}",
+            "    else:",
+            f"        {put}",
+        ]
 
     # -- outputs -----------------------------------------------------------------------
     def outputs(self, scope: _Scope, outputs: tuple[Output, ...], out: str) -> list[str]:
@@ -276,6 +313,11 @@ class _Code:
                 scope.known.add(prefix)
             for o in run:
                 v = self.var("v")
+                if not conflict:
+                    simple = self.simple_put(scope, o.node, v, containers[o.tokens[:-1]], o.tokens[-1])
+                    if simple is not None:
+                        block += simple
+                        continue
                 block += self.node(scope, o.node, v)
                 if conflict:
                     block.append(f"if {v} is not None: place_at({out}, {self.const(o.tokens, 'T')}, {v})")
@@ -317,6 +359,11 @@ def _may_be_private(node: Node) -> bool:
             node.fallback is not None and _may_be_private(node.fallback)
         )
     return False
+
+
+def _as_text(v: str) -> str:
+    """``v`` as text, or None; a text (the usual case) without calling ``to_text``."""
+    return f"if {v}.__class__ is not str: {v} = to_text({v}) if {v} is not None else None"
 
 
 def _indent(lines: list[str], levels: int = 1) -> list[str]:

@@ -128,9 +128,15 @@ def _write(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
         except re.error as e:
             raise ValueError(f"bad pattern {c.pattern!r}: {e}") from None
     lines = ["def check(v):", "    cls = v.__class__"]
-    for ok, message in TYPES[c.type] if c.type is not None else []:
+    types = TYPES[c.type] if c.type is not None else []
+    for ok, message in types:
         lines.append(f"    if not ({ok}): return ({message!r},)")
     rules = [RULES[name](getattr(c, name)) for name in RULES if getattr(c, name) is not None]
+    # The same conditions as one expression that holds for a valid value, for generated
+    # code to test in place (see ``_Writer``): evaluated in the same order.
+    valid = [f"({ok})" for ok, _ in types]
+    if rules:
+        valid.append(f"not ({' or '.join(f'({test})' for test, _ in rules)})")
     if rules:
         lines.append(f"    if not ({' or '.join(f'({test})' for test, _ in rules)}): return ()")
         lines.append("    found = []")
@@ -139,7 +145,9 @@ def _write(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
     else:
         lines.append("    return ()")
     exec("\n".join(lines), namespace)  # noqa: S102 - written from the rule tables above
-    return namespace["check"]  # type: ignore[no-any-return]
+    check = namespace["check"]
+    check.valid = (" and ".join(valid) or "True", namespace.get("PATTERN"))
+    return check  # type: ignore[no-any-return]
 
 
 class Rule:
@@ -256,8 +264,13 @@ def generate_constraints(constraints: Iterable[Constrained], name: str) -> Calla
 
 class _Writer:
     def __init__(self) -> None:
-        self.env: dict[str, Any] = {}
+        self.env: dict[str, Any] = dict(_NAMESPACE)
         self.names = 0
+
+    def const(self, value: Any) -> str:
+        name = self.var("K")
+        self.env[name] = value
+        return name
 
     def var(self, stem: str) -> str:
         self.names += 1
@@ -274,8 +287,12 @@ class _Writer:
             self.env[r], self.env[check] = rule, rule.check
             if rule.members:
                 inner.append(f"{r}.apply({v}, {where}, ctx)")
-            else:
-                inner.append(f"if {check}({v}): {r}.apply({v}, {where}, ctx)")
+                continue
+            # The rule's conditions in place, on locals named as they are written (``v``,
+            # ``cls``, ``PATTERN``): a valid value costs no call.
+            valid, pattern = rule.check.valid  # type: ignore[attr-defined]
+            inner.append(f"v = {v}; cls = {cls}" + (f"; PATTERN = {self.const(pattern)}" if pattern else ""))
+            inner.append(f"if not ({valid}): {r}.apply({v}, {where}, ctx)")
         if node.children:
             by_key: list[str] = []
             by_index: list[str] = []

@@ -9,8 +9,10 @@ apply the rewrites, check the vendor's constraints, build the canonical event.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from ..events import Identity
 from ..problems import FieldError
@@ -35,8 +37,7 @@ class Executor(Protocol):
     def constraints(self, constraints: tuple[Constrained, ...], name: str) -> Callable[[Any, Ctx], None]: ...
 
 
-@dataclass(slots=True)
-class MappedEvent:
+class MappedEvent(msgspec.Struct):  # a Struct: its __init__ is C (one per event)
     source_type: str
     type: str
     occurred_at: str | None
@@ -48,12 +49,11 @@ class MappedEvent:
     identities: list[Identity]
 
 
-@dataclass(slots=True)
-class MapOutcome:
-    events: list[MappedEvent] = field(default_factory=list)
-    unmapped: list[dict[str, Any]] = field(default_factory=list)
+class MapOutcome(msgspec.Struct):
+    events: list[MappedEvent] = msgspec.field(default_factory=list)
+    unmapped: list[dict[str, Any]] = msgspec.field(default_factory=list)
     """``{"index", "source_type"}`` of items whose type has no mapping."""
-    errors: list[FieldError] = field(default_factory=list)
+    errors: list[FieldError] = msgspec.field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -83,6 +83,11 @@ class CompiledMapping:
             build = executor.outputs(t.outputs, f"map_{i}_{_identifier(name)}")
             check = executor.constraints(t.constraints, f"check_{i}_{_identifier(name)}")
             self._types[name] = _Type(t, check, build, [extra.pruner(tr) for tr in extra.trees(plan, t)])
+        # Each rule with the member of the event it reads, when it reads one (most do).
+        self._type_rules = [
+            (rule, rule.source.tokens[0] if rule.source.ns == "" and len(rule.source.tokens) == 1 else None)
+            for rule in plan.type_rules
+        ]
         self._identities = executor.values(tuple(r.value for r in plan.identities), "identities")
         self._private = privacy.private_outputs(plan)
 
@@ -161,7 +166,7 @@ class CompiledMapping:
     def _identities_of(self, event: dict[str, Any], ctx: Ctx) -> list[Identity]:
         identities: list[Identity] = []
         for rule, v in zip(self.plan.identities, self._identities(event, ctx, ""), strict=True):
-            text = to_text(v) if v is not None else None
+            text = v if v.__class__ is str or v is None else to_text(v)
             if text is not None:
                 found_id = Identity(rule.kind, text, rule.known)
                 if found_id not in identities:
@@ -169,8 +174,13 @@ class CompiledMapping:
         return identities
 
     def _source_type(self, event: dict[str, Any], ctx: Ctx) -> str | None:
-        for rule in self.plan.type_rules:
-            v = read(rule.source, event, ctx)
+        for rule, member in self._type_rules:
+            if member is not None:  # read(rule.source, event, ctx), without its calls
+                v = event.get(member)
+                if v == "":
+                    v = None
+            else:
+                v = read(rule.source, event, ctx)
             if v is None:
                 continue
             if rule.equals is None:
@@ -235,14 +245,17 @@ class CompiledMapping:
                 identities.append(Identity("email_sha256", lead["email_sha256"], True))
         anonymous_id = out.get("anonymous_id")
         if anonymous_id is None:
-            anonymous_id = next((i.value for i in identities if not i.known), None)
+            for i in identities:  # the first anonymous one (a loop: no generator per event)
+                if not i.known:
+                    anonymous_id = i.value
+                    break
         rest = t.extra[root_index](item)
         outcome.events.append(
             MappedEvent(
                 source_type=st,
                 type=t.plan.canonical,
                 occurred_at=out.get("occurred_at"),
-                anonymous_id=None if anonymous_id is None else to_text(anonymous_id),
+                anonymous_id=anonymous_id if anonymous_id.__class__ is str else _text_or_none(anonymous_id),
                 lead=lead,
                 properties=out.get("properties") or {},
                 context=out.get("context") or {},
@@ -250,6 +263,10 @@ class CompiledMapping:
                 identities=identities,
             )
         )
+
+
+def _text_or_none(v: Any) -> str | None:
+    return None if v is None else to_text(v)
 
 
 def _identifier(name: str) -> str:

@@ -123,6 +123,17 @@ def _prune_lines(tree: Any, node: str, result: str, env: dict[str, Any], names: 
     whole = frozenset(k for k, sub in tree.items() if sub is True)
     subs = {k: sub for k, sub in tree.items() if sub is not True}
     k, v, x = f"k{n}", f"v{n}", f"x{n}"
+    if whole and not subs:
+        # Keys read whole only: an object the mapping reads all of (the usual case) is
+        # found so by one subset test in C, with no loop over its members.
+        env[f"W{n}"] = whole
+        lines += [
+            f"    if {node}.keys() <= W{n}:",
+            f"        {result} = GONE",
+            "    else:",
+            f"        {result} = {{{k}: {v} for {k}, {v} in {node}.items() if {k} not in W{n}}}",
+        ]
+        return lines + _prune_array(tree, node, result, env, names)
     body: list[str] = []
     if whole:
         env[f"W{n}"] = whole
@@ -146,6 +157,13 @@ def _prune_lines(tree: Any, node: str, result: str, env: dict[str, Any], names: 
         *_indent(_indent(body)),
         f"    if not {result}: {result} = GONE",
     ]
+    return lines + _prune_array(tree, node, result, env, names)
+
+
+def _prune_array(tree: Any, node: str, result: str, env: dict[str, Any], names: Iterator[int]) -> list[str]:
+    """The rest of ``_prune_lines``: the node is an array, or neither an array nor an object."""
+    n = next(names)
+    lines: list[str] = []
     star = tree.get("*")
     lines.append(f"elif isinstance({node}, list):")
     if star is None:

@@ -14,8 +14,10 @@ absent values) and return None for anything absent.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from ..problems import FieldError
 
@@ -26,9 +28,9 @@ class PathError(ValueError):
     pass
 
 
-@dataclass(slots=True)
-class Ctx:
-    """What a compiled mapping sees besides the event itself."""
+class Ctx(msgspec.Struct):
+    """What a compiled mapping sees besides the event itself. (A Struct: made per item,
+    its ``__init__`` is C, a dataclass's is Python.)"""
 
     item: Any
     headers: dict[str, str]
@@ -36,7 +38,7 @@ class Ctx:
     meta: dict[str, Any]
     prefix: str = ""
     """Pointer prefix of this event within its delivery (``/1`` in a batch)."""
-    errors: list[FieldError] = field(default_factory=list)
+    errors: list[FieldError] = msgspec.field(default_factory=list)
 
     def error(self, pointer: str, message: str) -> None:
         self.errors.append(FieldError(self.prefix + pointer, message))

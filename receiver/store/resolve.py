@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 from ..events import Event, Identity
-from ..leads import NO_LEAD_TYPES, flatten, merge_leads, merge_traits
+from ..leads import NO_LEAD_TYPES, merge_lead, merge_leads
 
 T = TypeVar("T")
 Traits = tuple[dict[str, Any], dict[str, str]]
@@ -59,7 +59,11 @@ async def resolve(repo: LeadRepo, event: Event, identities: list[Identity], now:
         exists, lead = await repo.identity_lead(ident)
         if exists:
             found[ident] = lead
-    leads = sorted({await repo.live_id(lid) for lid in found.values() if lid is not None})
+    live: set[str] = set()
+    for lid in found.values():  # a loop, not an async comprehension: no coroutine of its own
+        if lid is not None:
+            live.add(await repo.live_id(lid))
+    leads = sorted(live)
     if not leads and not any(i.known for i in identities):
         # Anonymous only, and not linked to anyone yet: remember the id, no lead.
         for ident in identities:
@@ -90,12 +94,12 @@ async def resolve(repo: LeadRepo, event: Event, identities: list[Identity], now:
                 changed = False
                 for lead, occurred_at in adopted:
                     if lead:
-                        changed |= merge_traits(traits[0], traits[1], flatten(lead), occurred_at)
+                        changed |= merge_lead(traits[0], traits[1], lead, occurred_at)
                 if changed:
                     await repo.save(lead_id, traits, now)
     if event.lead:
         traits = await repo.load(lead_id)
-        if merge_traits(traits[0], traits[1], flatten(event.lead), event.occurred_at):
+        if merge_lead(traits[0], traits[1], event.lead, event.occurred_at):
             await repo.save(lead_id, traits, now)
             return lead_id
     await repo.touch(lead_id, now)
