@@ -60,9 +60,9 @@ class Together(Protocol):
 async def many_together(x: Executor, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
     """``x.many`` of each statement with rows, in this order, or all at once where ``x`` can
     (they must not read what another of them writes)."""
-    # Not ``isinstance(x, Together)``: a runtime protocol check walks the classes and their
-    # annotations, raising and catching AttributeErrors (about 250 per check, twice a
-    # batch, measured with callgrind in the SQLite writer).
+    # Not ``isinstance(x, Together)``: a runtime protocol check walks the classes, their
+    # members and annotations (about 11 µs a check, twice a batch, where this is one
+    # attribute lookup).
     together = getattr(x, "together", None)
     if together is not None:
         if any(rows for _, rows in statements):
