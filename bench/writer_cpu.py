@@ -3,6 +3,7 @@
     .venv/bin/python bench/writer_cpu.py record /tmp/batches.bin [--deliveries 22000]
     .venv/bin/python bench/writer_cpu.py replay /tmp/batches.bin [--rounds 5] [--sql "DROP INDEX x"]
     .venv/bin/python bench/writer_cpu.py replay /tmp/batches.bin --profile
+    .venv/bin/python bench/writer_cpu.py pages /tmp/batches.bin
 
 ``record`` pushes the ingest bench's mix through the app as ``ingest_cpu.py`` does
 (concurrency 64, so the batches are the sizes the writer sees under load) and keeps a
@@ -11,7 +12,9 @@ into a new store, on its writer thread, and counts that thread's CPU time per de
 over the whole run (median of ``rounds`` fresh stores); ``--sql`` runs statements on
 the new store first (an index dropped, a pragma: what a variant costs), ``--page-size``
 makes the new store with other pages, ``--profile`` prints where a replay's CPU time
-goes (cProfile, in the writer thread; its own cost inflates the figures). The event loop, the
+goes (cProfile, in the writer thread; its own cost inflates the figures). ``pages``
+replays once with no checkpoint and reads the WAL: the pages written per delivery (each
+commit appends every page it changed), by the table or index they belong to. The event loop, the
 edge and the mapping are out of the picture: only what ``SQLiteStore.write_batch`` costs.
 """
 
@@ -113,6 +116,57 @@ async def replay_once(path: Path, sql: list[str], profile: bool, page_size: int 
     return cpu / n * 1e6
 
 
+async def pages(path: Path, sql: list[str], page_size: int) -> None:
+    """WAL frames per delivery, by b-tree: the store's checkpointer is kept from running,
+    so the WAL holds every page every commit wrote."""
+    from receiver.store import sqlite as sqlite_store
+
+    batches = load(path)
+    n = sum(len(b) for b in batches)
+    start = sqlite_store.Checkpointer.start
+    sqlite_store.Checkpointer.start = lambda self: None  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory(prefix="receiver-writer-pages-") as work:
+            db = Path(work) / "receiver.db"
+            if page_size:
+                conn = sqlite3.connect(db)
+                conn.execute(f"PRAGMA page_size={page_size}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.close()
+            store = sqlite_store.SQLiteStore(db)
+            await store.open()
+            try:
+                for statement in sql:
+                    await store._run(store._writer().execute, statement)
+                await store._run(store._writer().execute, "PRAGMA wal_checkpoint(TRUNCATE)")
+
+                def write_all() -> None:
+                    for batch in batches:
+                        for res in store._write_batch_sync(batch):
+                            if isinstance(res, Exception):
+                                raise res
+
+                await store._run(write_all)
+                conn = sqlite3.connect(db)
+                owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+                conn.close()
+                wal = db.with_name(db.name + "-wal").read_bytes()
+            finally:
+                await store.close()
+    finally:
+        sqlite_store.Checkpointer.start = start  # type: ignore[method-assign]
+    size = int.from_bytes(wal[8:12], "big")
+    by: dict[str, int] = {}
+    for at in range(32, len(wal) - 23, 24 + size):  # a 32-byte header, then frames
+        name = owner.get(int.from_bytes(wal[at : at + 4], "big"), "?")
+        by[name] = by.get(name, 0) + 1
+    frames = sum(by.values())
+    for name, count in sorted(by.items(), key=lambda kv: -kv[1]):
+        print(f"{count / n:6.3f}  {name}")
+    per = frames / n
+    print(f"wal_pages_per_delivery={per:.2f} page_size={size} wal_bytes_per_delivery={per * (size + 24):.0f}")
+
+
 async def replay(path: Path, rounds: int, sql: list[str], profile: bool, page_size: int) -> None:
     runs = []
     for r in range(rounds):
@@ -124,7 +178,7 @@ async def replay(path: Path, rounds: int, sql: list[str], profile: bool, page_si
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("record", "replay"))
+    parser.add_argument("mode", choices=("record", "replay", "pages"))
     parser.add_argument("file", type=Path)
     parser.add_argument("--deliveries", type=int, default=22000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -134,6 +188,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "record":
         asyncio.run(record(args.file, args.deliveries))
+    elif args.mode == "pages":
+        asyncio.run(pages(args.file, args.sql, args.page_size))
     else:
         asyncio.run(replay(args.file, args.rounds, args.sql, args.profile, args.page_size))
 
