@@ -105,17 +105,7 @@ def merge_lead(traits: dict[str, Any], times: dict[str, str], lead: dict[str, An
     """``merge_traits(traits, times, flatten(lead), at)`` without building the flat copy:
     the writer merges an event's (nested) lead per delivery, and walking it once, merging
     each value where it is found, is half the work. Same order, same result."""
-    changed = False
-    for k, value in lead.items():
-        if isinstance(value, dict):
-            changed = _merge_under(traits, times, value, at, k + ".") or changed
-        elif value is not None and value != "" and value != []:
-            seen = times.get(k)
-            if (seen is None or at >= seen) and (seen != at or traits.get(k) != value):
-                traits[k] = value
-                times[k] = at
-                changed = True
-    return changed
+    return _merge_under(traits, times, lead, at, "")
 
 
 def _merge_under(
