@@ -138,7 +138,8 @@ async def pages(path: Path, sql: list[str], page_size: int) -> None:
             try:
                 for statement in sql:
                     await store._run(store._writer().execute, statement)
-                await store._run(store._writer().execute, "PRAGMA wal_checkpoint(TRUNCATE)")
+                truncate = "PRAGMA wal_checkpoint(TRUNCATE)"  # its row read, so that it ends
+                await store._run(lambda: store._writer().execute(truncate).fetchall())
 
                 def write_all() -> None:
                     for batch in batches:

@@ -116,12 +116,16 @@ def _merge_under(
         key = prefix + k
         if isinstance(value, dict):
             changed = _merge_under(traits, times, value, at, key + ".") or changed
-        elif value is not None and value != "" and value != []:
-            seen = times.get(key)
-            if (seen is None or at >= seen) and (seen != at or traits.get(key) != value):
-                traits[key] = value
-                times[key] = at
-                changed = True
+            continue
+        # Most values are true (a non-empty string): the three empty ones are looked for
+        # only among the false ones (0 and False are values).
+        if not value and (value is None or value == "" or value == []):
+            continue
+        seen = times.get(key)
+        if seen is None or at > seen or (at == seen and traits.get(key) != value):
+            traits[key] = value
+            times[key] = at
+            changed = True
     return changed
 
 

@@ -9,6 +9,7 @@ once.
 
 from __future__ import annotations
 
+import enum
 import functools
 import time
 from contextlib import AbstractAsyncContextManager
@@ -18,8 +19,9 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from ..clock import now_rfc3339, rfc3339, rfc3339_epoch
-from ..events import Identity
+from ..events import Event, Identity
 from ..ids import new_id
+from ..leads import NO_LEAD_TYPES, merge_lead
 from .base import Delivery, WriteRequest, WriteResult
 from .keys import delivery_keys
 from .resolve import Traits, resolve
@@ -193,6 +195,8 @@ MOVE_LEAD_SOURCES = (  # a merge: the loser's rows added to the survivor's
     " SELECT ?, source, events, first_seen_at, last_seen_at FROM lead_sources WHERE lead_id = ?"
     + _ADD_TO_LEAD_SOURCE
 )
+
+
 # A lead's summary, kept on its row (migration lead_summary) so that a page or an export
 # of leads reads one row per lead: the first and last seen, event count and sources (as
 # JSON text) of its lead_sources rows, and its identities in the order first seen (as
@@ -528,8 +532,10 @@ async def write_one(x: Executor, repo: SQLLeadRepo, req: WriteRequest) -> WriteR
             )
         )  # fmt: skip
     now = now_rfc3339()
+    cached = repo.resolve_cached
     for event, idents in zip(req.events, req.identities or [[]] * len(req.events), strict=True):
-        event.lead_id = await resolve(repo, event, idents, now)
+        lead_id = cached(event, idents, now)
+        event.lead_id = await resolve(repo, event, idents, now) if lead_id is Miss.MISS else lead_id
     if req.events:
         data = [_enc(e) for e in req.events]
         pending.events += [
@@ -602,6 +608,15 @@ class LeadCache:
             self.clear()
 
 
+class Miss(enum.Enum):
+    """What ``SQLLeadRepo.resolve_cached`` answers when the cache cannot."""
+
+    MISS = 0
+
+
+MISS = Miss.MISS
+
+
 class SQLLeadRepo:
     """``resolve.LeadRepo`` in portable SQL, optionally behind a ``LeadCache``."""
 
@@ -620,6 +635,65 @@ class SQLLeadRepo:
         """Write what is pending (before a statement that reads or rewrites it)."""
         if self.pending:
             await self.pending.flush(self.x, self.cache)
+
+    def resolve_cached(self, event: Event, identities: list[Identity], now: str) -> str | Miss | None:
+        """``resolve.resolve`` for the common case, without a coroutine per step: every
+        identity is in the cache or known to be absent, every lead they name is in the
+        cache and resolves to one live lead (no merge), none is an anonymous id meeting a
+        person (no link), and the lead's traits are cached. The same calls, in the same
+        order, as ``resolve`` makes; ``MISS`` (nothing done) when the case is another."""
+        if event.type in NO_LEAD_TYPES or not identities:
+            return None
+        idents = self.cache.idents
+        absent = self.absent
+        found: dict[Identity, str | None] = {}
+        lead_id: str | None = None
+        live = self.cache.live
+        for ident in identities:
+            key = (ident.kind, ident.value)
+            if key in idents:
+                lid = idents[key]
+                if lid is None:
+                    return MISS  # an anonymous id: linked to a person, or not
+                seen = live.get(lid)
+                if seen is None:
+                    return MISS
+                while live.get(seen, seen) != seen:  # merged again since
+                    seen = live[seen]
+                if lead_id is None:
+                    lead_id = seen
+                elif seen != lead_id:
+                    return MISS  # two leads: a merge
+                found[ident] = lid
+            elif key not in absent:
+                return MISS
+        lead = event.lead
+        traits = None
+        if lead_id is not None and lead:
+            traits = self.cache.traits.get(lead_id)
+            if traits is None:
+                return MISS
+        pending = self.pending
+        if lead_id is None:
+            if not any(i.known for i in identities):
+                for ident in identities:
+                    if ident not in found:
+                        self._add_identity(ident, event.source, None, event.received_at)
+                return None
+            lead_id = self._create_lead(now)
+            traits = self.cache.traits[lead_id] if lead else None
+        for ident in identities:
+            if ident not in found:
+                self._add_identity(ident, event.source, lead_id, event.received_at)
+        if traits is not None and lead and merge_lead(traits[0], traits[1], lead, event.occurred_at):
+            self.cache.traits[lead_id] = traits
+            pending.saved[lead_id] = now
+            pending.touched.pop(lead_id, None)
+        elif lead_id in pending.saved:
+            pending.saved[lead_id] = now
+        else:
+            pending.touched[lead_id] = now
+        return lead_id
 
     async def identity_lead(self, ident: Identity) -> tuple[bool, str | None]:
         key = (ident.kind, ident.value)
@@ -667,6 +741,9 @@ class SQLLeadRepo:
             self.pending.touched[lead_id] = now
 
     async def create_lead(self, now: str) -> str:
+        return self._create_lead(now)
+
+    def _create_lead(self, now: str) -> str:
         lead_id = new_id()
         self.pending.leads.append((lead_id, now, now, EMPTY, EMPTY))
         self.cache.live[lead_id] = lead_id
@@ -674,6 +751,9 @@ class SQLLeadRepo:
         return lead_id
 
     async def add_identity(self, ident: Identity, source: str, lead_id: str | None, seen_at: str) -> None:
+        self._add_identity(ident, source, lead_id, seen_at)
+
+    def _add_identity(self, ident: Identity, source: str, lead_id: str | None, seen_at: str) -> None:
         key = (ident.kind, ident.value)
         self.pending.identities.append((ident.kind, ident.value, source, ident.known, lead_id, seen_at))
         self.cache.idents[key] = lead_id

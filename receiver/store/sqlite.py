@@ -62,6 +62,10 @@ _PRAGMAS = (
 # to any other connection.
 sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b itself
 sqlite3.register_adapter(type(None), cast(Callable[[None], None], {}.get))  # None for any argument
+# A bool (an identity's ``known``) is not exactly an int either: with nothing registered
+# its search fails through two attribute lookups and an exception, and it is then bound
+# as the integer it is. Bound as that integer, at once.
+sqlite3.register_adapter(bool, int)
 PURGE_RETRY_MAX_SECONDS = 0.25
 READER_CACHE_KIB = 64 * 1024
 CAVEATS = {
