@@ -234,16 +234,78 @@ SAVE_LEAD = f"UPDATE leads SET traits = ?1, trait_times = ?2, updated_at = ?3,{_
 TOUCH_LEAD = f"UPDATE leads SET updated_at = ?1,{_grow(2)} WHERE id = ?6"  # noqa: S608
 NO_GROWTH = (0, None, None, None)
 IDENTITIES_ON_ROW = 20
+_IDENTITIES_SUMMARY = (  # a lead's identities_json from its identities rows
+    "CASE WHEN"  # noqa: S608
+    " (SELECT count(*) FROM (SELECT 1 FROM identities"
+    f" WHERE lead_id = leads.id LIMIT {IDENTITIES_ON_ROW + 1})) > {IDENTITIES_ON_ROW} THEN NULL"
+    " ELSE (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
+    " FROM (SELECT source, kind, value FROM identities WHERE lead_id = leads.id"
+    " ORDER BY first_seen_at, kind)) END"
+)
 SUMMARIZE_LEAD = (
     "UPDATE leads SET (first_seen_at, last_seen_at, event_count, sources_json) ="  # noqa: S608
     " (SELECT min(first_seen_at), max(last_seen_at), coalesce(sum(events), 0), json_group_array(source)"
     " FROM lead_sources WHERE lead_id = leads.id),"
-    " identities_json = CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM identities"
-    f" WHERE lead_id = leads.id LIMIT {IDENTITIES_ON_ROW + 1})) > {IDENTITIES_ON_ROW} THEN NULL"
-    " ELSE (SELECT json_group_array(json_object('source', source, 'kind', kind, 'value', value))"
-    " FROM (SELECT source, kind, value FROM identities WHERE lead_id = leads.id"
-    " ORDER BY first_seen_at, kind)) END WHERE id = ?"
+    f" identities_json = {_IDENTITIES_SUMMARY} WHERE id = ?"
 )
+
+
+# A lead's new identities, on SQLite, join its summary in its own update instead of a
+# summary made again (``Pending.appends``): the JSON objects of the batch's identities
+# of the lead are appended to its list when they come after every other identity of
+# the lead in the order the list keeps (first seen, then kind: the one before the last
+# ``k`` sorts before the first of them) and the list stays within IDENTITIES_ON_ROW (its
+# objects counted by their first key: within a string a quote is escaped); otherwise
+# (more than that, an older identity, a list never made) the list is made again from
+# the rows, as SUMMARIZE_LEAD does. The objects are written in Python, as SQLite's
+# json_object writes them, only for text it writes as itself (``_plain``).
+def _append(n: int) -> str:
+    """A SET clause appending identities (parameters ``?n`` to ``?n+3``: the objects as
+    JSON text joined by commas, how many, the first seen and kind of the first of them;
+    NULL objects when the lead has none new)."""
+    objects, k, first, kind = (f"?{n + i}" for i in range(4))
+    return (
+        f" identities_json = CASE WHEN {objects} IS NULL THEN identities_json"  # noqa: S608
+        " WHEN identities_json IS NOT NULL"
+        " AND (length(identities_json) - length(replace(identities_json, '{\"source\":', ''))) / 10"
+        f" + {k} <= {IDENTITIES_ON_ROW}"
+        " AND NOT EXISTS (SELECT 1 FROM (SELECT first_seen_at AS f, kind AS k FROM identities"
+        f" WHERE lead_id = leads.id ORDER BY first_seen_at DESC, kind DESC LIMIT 1 OFFSET {k})"
+        f" WHERE (f, k) >= ({first}, {kind}))"
+        f" THEN CASE WHEN identities_json = '[]' THEN '[' || {objects} || ']'"
+        f" ELSE substr(identities_json, 1, length(identities_json) - 1) || ',' || {objects} || ']' END"
+        f" ELSE {_IDENTITIES_SUMMARY} END"
+    )
+
+
+SAVE_LEAD_APPENDING = (
+    "UPDATE leads SET traits = ?1, trait_times = ?2, updated_at = ?3,"  # noqa: S608
+    f"{_grow(4)},{_append(9)} WHERE id = ?8"
+)
+TOUCH_LEAD_APPENDING = f"UPDATE leads SET updated_at = ?1,{_grow(2)},{_append(7)} WHERE id = ?6"  # noqa: S608
+INSERT_LEAD_APPENDING = (  # a new lead's list of identities is empty, not yet to be made
+    "INSERT INTO leads (id, merged_into, created_at, updated_at, traits, trait_times, identities_json)"
+    " VALUES (?, NULL, ?, ?, ?, ?, '[]')"
+)
+NO_APPEND = (None, 0, None, None)
+
+
+def _plain(text: str) -> bool:
+    """Whether JSON writes ``text`` as itself between quotes (no escape)."""
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _appended(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """The ``_append`` parameters of a lead's new identities (``INSERT_IDENTITY`` rows), in
+    the order its list keeps them (first seen, kind, then as the index holds them: value,
+    source); None when one of them is not plain text."""
+    rows.sort(key=lambda r: (r[5], r[0], r[1], r[2]))
+    parts = []
+    for kind, value, source, *_ in rows:
+        if not (_plain(kind) and _plain(value) and _plain(source)):
+            return None
+        parts.append(f'{{"source":"{source}","kind":"{kind}","value":"{value}"}}')
+    return (",".join(parts), len(rows), rows[0][5], rows[0][0])
 
 
 class DedupKeys:
@@ -311,12 +373,14 @@ class Pending:
 
     async def flush(self, x: Executor, cache: LeadCache) -> None:
         added = lead_sources(self.events, self.identities)
-        grown = self.growth(added)
+        appends = getattr(x, "appends_identities", False)
+        appended = self.appended() if appends else {}
+        grown = self.growth(added, appended)
         # In the order the foreign keys need: a delivery before its events and keys.
         await many_together(
             x,
             [
-                (INSERT_LEAD, self.leads),
+                (INSERT_LEAD_APPENDING if appends else INSERT_LEAD, self.leads),
                 (INSERT_IDENTITY, self.identities),
                 (INSERT_DELIVERY, self.deliveries),
                 (INSERT_EVENT, self.events),
@@ -328,12 +392,29 @@ class Pending:
         for rows in (self.leads, self.identities, self.deliveries, self.events, self.keys, self.messages):
             rows.clear()
         saved = []
-        for lead_id, at in self.saved.items():
-            traits = cache.traits[lead_id]
-            saved.append((_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id))
-        touched = [(at, *grown.pop(lead_id, NO_GROWTH), lead_id) for lead_id, at in self.touched.items()]
+        touched: list[tuple[Any, ...]]
+        if appends:
+            for lead_id in self.summarize:
+                appended.pop(lead_id, None)  # summarized again whole
+            for lead_id, at in self.saved.items():
+                traits = cache.traits[lead_id]
+                saved.append(
+                    (_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id,
+                     *appended.get(lead_id, NO_APPEND))
+                )  # fmt: skip
+            touched = [
+                (at, *grown.pop(lead_id, NO_GROWTH), lead_id, *appended.get(lead_id, NO_APPEND))
+                for lead_id, at in self.touched.items()
+            ]
+            statements = [(SAVE_LEAD_APPENDING, saved), (TOUCH_LEAD_APPENDING, touched)]
+        else:
+            for lead_id, at in self.saved.items():
+                traits = cache.traits[lead_id]
+                saved.append((_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id))
+            touched = [(at, *grown.pop(lead_id, NO_GROWTH), lead_id) for lead_id, at in self.touched.items()]
+            statements = [(SAVE_LEAD, saved), (TOUCH_LEAD, touched)]
         # After the lead_sources rows they read; never the same lead twice.
-        await many_together(x, [(SAVE_LEAD, saved), (TOUCH_LEAD, touched)])
+        await many_together(x, statements)
         self.saved.clear()
         self.touched.clear()
         self.summarize.update(grown)  # none expected: a lead with events is saved or touched
@@ -341,11 +422,36 @@ class Pending:
             await x.many(SUMMARIZE_LEAD, [(lead_id,) for lead_id in sorted(self.summarize)])
             self.summarize.clear()
 
-    def growth(self, added: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    def appended(self) -> dict[str, tuple[Any, ...]]:
+        """The ``_append`` parameters of each lead with new identities whose update can
+        append them (saved or touched, not to be summarized again, plain text); the
+        others go to ``summarize``."""
+        new: dict[str, list[tuple[Any, ...]]] = {}
+        for row in self.identities:
+            if row[4] is not None:
+                new.setdefault(row[4], []).append(row)
+        out: dict[str, tuple[Any, ...]] = {}
+        for lead_id, rows in new.items():
+            if lead_id in self.summarize or (lead_id not in self.saved and lead_id not in self.touched):
+                self.summarize.add(lead_id)
+                continue
+            params = _appended(rows)
+            if params is None:
+                self.summarize.add(lead_id)
+            else:
+                out[lead_id] = params
+        return out
+
+    def growth(
+        self, added: list[tuple[Any, ...]], appended: dict[str, tuple[Any, ...]]
+    ) -> dict[str, tuple[Any, ...]]:
         """What ``added`` (``lead_sources`` rows) adds to each lead's summary, for the leads
-        it leaves with the same identities and with rows of one source in it (their update
-        adds it: ``_grow``); the others go to ``summarize``."""
-        self.summarize.update(row[4] for row in self.identities if row[4] is not None)
+        it leaves with the same identities (or whose new identities ``appended`` takes)
+        and with rows of one source in it (their update adds it: ``_grow``); the others
+        go to ``summarize``."""
+        self.summarize.update(
+            row[4] for row in self.identities if row[4] is not None and row[4] not in appended
+        )
         grown: dict[str, tuple[Any, ...]] = {}
         for lead_id, source, n, first, last in added:
             if lead_id in self.summarize:

@@ -86,6 +86,9 @@ CAVEATS = {
 class SQLiteExecutor:
     """``sql.Executor`` on a sqlite3 connection: synchronous, never suspends."""
 
+    appends_identities = True
+    """A lead's new identities join its summary in its own update (sql.SAVE_LEAD_APPENDING)."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
