@@ -746,7 +746,7 @@ class SQLLeadRepo:
         """``resolve.resolve`` for the common case, without a coroutine per step: every
         identity is in the cache or known to be absent, every lead they name is in the
         cache and resolves to one live lead (no merge), none is an anonymous id meeting a
-        person (no link), and the lead's traits are cached. The same calls, in the same
+        person (no link), and the lead's traits are cached; or only anonymous ids. The same calls, in the same
         order, as ``resolve`` makes; ``MISS`` (nothing done) when the case is another."""
         if event.type in NO_LEAD_TYPES or not identities:
             return None
@@ -754,13 +754,15 @@ class SQLLeadRepo:
         absent = self.absent
         found: dict[Identity, str | None] = {}
         lead_id: str | None = None
+        unlinked = False
         live = self.cache.live
         for ident in identities:
             key = (ident.kind, ident.value)
             if key in idents:
-                lid = idents[key]
-                if lid is None:
-                    return MISS  # an anonymous id: linked to a person, or not
+                lid = found[ident] = idents[key]
+                if lid is None:  # stored, of no lead yet
+                    unlinked = True
+                    continue
                 seen = live.get(lid)
                 if seen is None:
                     return MISS
@@ -770,9 +772,16 @@ class SQLLeadRepo:
                     lead_id = seen
                 elif seen != lead_id:
                     return MISS  # two leads: a merge
-                found[ident] = lid
             elif key not in absent:
                 return MISS
+        if lead_id is None and not any(i.known for i in identities):
+            # Anonymous only, and not linked to anyone yet: remember the id, no lead.
+            for ident in identities:
+                if ident not in found:
+                    self._add_identity(ident, event.source, None, event.received_at)
+            return None
+        if unlinked:
+            return MISS  # an anonymous id meets a person: linked to the lead
         lead = event.lead
         traits = None
         if lead_id is not None and lead:
@@ -781,11 +790,6 @@ class SQLLeadRepo:
                 return MISS
         pending = self.pending
         if lead_id is None:
-            if not any(i.known for i in identities):
-                for ident in identities:
-                    if ident not in found:
-                        self._add_identity(ident, event.source, None, event.received_at)
-                return None
             lead_id = self._create_lead(now)
             traits = self.cache.traits[lead_id] if lead else None
         for ident in identities:
