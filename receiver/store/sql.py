@@ -300,11 +300,10 @@ def _appended(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     the order its list keeps them (first seen, kind, then as the index holds them: value,
     source); None when one of them is not plain text."""
     rows.sort(key=lambda r: (r[5], r[0], r[1], r[2]))
-    parts = []
-    for kind, value, source, *_ in rows:
-        if not (_plain(kind) and _plain(value) and _plain(source)):
-            return None
-        parts.append(f'{{"source":"{source}","kind":"{kind}","value":"{value}"}}')
+    parts = [f'{{"source":"{source}","kind":"{kind}","value":"{value}"}}' for kind, value, source, *_ in rows]
+    # Each text as itself: so are all of them together (whose quotes are its own).
+    if not _plain("".join(r[0] + r[1] + r[2] for r in rows)):
+        return None
     return (",".join(parts), len(rows), rows[0][5], rows[0][0])
 
 
