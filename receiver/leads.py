@@ -112,16 +112,21 @@ def _merge_under(
     traits: dict[str, Any], times: dict[str, str], node: dict[str, Any], at: str, prefix: str
 ) -> bool:
     changed = False
+    seen_at = times.get
     for k, value in node.items():
         key = prefix + k
-        if isinstance(value, dict):
+        # Most values are a non-empty string: told by their class, without a call. The
+        # three empty values are looked for only among the false ones (0 and False are
+        # values).
+        if value.__class__ is str:
+            if not value:
+                continue
+        elif isinstance(value, dict):
             changed = _merge_under(traits, times, value, at, key + ".") or changed
             continue
-        # Most values are true (a non-empty string): the three empty ones are looked for
-        # only among the false ones (0 and False are values).
-        if not value and (value is None or value == "" or value == []):
+        elif not value and (value is None or value == "" or value == []):
             continue
-        seen = times.get(key)
+        seen = seen_at(key)
         if seen is None or at > seen or (at == seen and traits.get(key) != value):
             traits[key] = value
             times[key] = at
