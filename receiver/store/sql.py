@@ -251,7 +251,7 @@ SUMMARIZE_LEAD = (
 
 
 # A lead's new identities, on SQLite, join its summary in its own update instead of a
-# summary made again (``Pending.appends``): the JSON objects of the batch's identities
+# summary made again (``Pending.appended``): the JSON objects of the batch's identities
 # of the lead are appended to its list when they come after every other identity of
 # the lead in the order the list keeps (first seen, then kind: the one before the last
 # ``k`` sorts before the first of them) and the list stays within IDENTITIES_ON_ROW (its
