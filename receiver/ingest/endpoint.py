@@ -26,7 +26,7 @@ import msgspec
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ..clock import now_rfc3339
+from ..clock import rfc3339_ns
 from ..credentials import Credentials, matches
 from ..ids import new_id
 from ..logs import failure
@@ -301,11 +301,12 @@ class Ingest:
             if given is None and p.status in (413, 415):
                 raise source.unauthorized(f"a credential is required ({p.detail})") from None
             raise
-        received_at = now_rfc3339()
+        now = time.time_ns()  # one clock read: the arrival time and the id's
+        received_at = rfc3339_ns(now)
         pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in source.secret_query]
         raw_query = urlencode(pairs)
         delivery = Delivery(
-            id=new_id(),
+            id=new_id(now),
             source=m.source,
             received_at=received_at,
             method=request.method,
