@@ -80,11 +80,12 @@ def event_id(delivery_id: str, position: int) -> str:
     if not 0 <= position < 1 << POSITION_BITS:
         raise ValueError(f"event position out of range: {position}")
     last = _last  # one read: another thread may make an id meanwhile
-    if last[0] is delivery_id:
-        variant, tail = 0x8000000000000000, last[1]
-    else:  # rand_b of the delivery id: its last 16 hex digits
-        rand_b = int(delivery_id[19:23] + delivery_id[24:], 16)
-        variant, tail = rand_b >> 62 << 62, rand_b & ((1 << 62) - 1)
-    rand_b = variant | position << (62 - POSITION_BITS) | tail >> POSITION_BITS
+    if last[0] is not delivery_id:  # any other id (a replay's, say): parsed whole
+        value = int(delivery_id.replace("-", ""), 16)
+        tail = value & ((1 << 62) - 1)
+        value = value >> 62 << 62 | position << (62 - POSITION_BITS) | tail >> POSITION_BITS
+        h = value.to_bytes(16, "big").hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    rand_b = 0x8000000000000000 | position << (62 - POSITION_BITS) | last[1] >> POSITION_BITS
     h = rand_b.to_bytes(8, "big").hex()
     return f"{delivery_id[:19]}{h[:4]}-{h[4:]}"
