@@ -20,6 +20,10 @@ from .problems import Problem
 
 log = logging.getLogger("receiver")
 
+#: Scope key: the header limit the HTTP server already enforced while reading (serving.py);
+#: when it is no larger than this one, the headers are not counted again.
+HEADER_LIMIT_KEY = "receiver.header_limit"
+
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 NO_STORE = (b"cache-control", b"no-store")
 
@@ -57,15 +61,22 @@ class Edge:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                headers = list(message.get("headers", ()))
-                names = {k.lower() for k, _ in headers}  # a route may set its own (the inspector)
-                message["headers"] = headers + [h for h in extra if h[0] not in names]
+                headers = [*message.get("headers", ())]
+                for h in extra:  # unless the route set its own (the inspector)
+                    for k, _ in headers:
+                        if k.lower() == h[0]:
+                            break
+                    else:
+                        headers.append(h)
+                message["headers"] = headers
             await send(message)
 
         try:
-            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-            for name, value in scope["headers"]:
-                size += len(name) + len(value) + 4
+            size = 0
+            if scope.get(HEADER_LIMIT_KEY, self.max_header_bytes + 1) > self.max_header_bytes:
+                size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+                for name, value in scope["headers"]:
+                    size += len(name) + len(value) + 4
             if size > self.max_header_bytes:
                 await self._answer(
                     send_wrapper,

@@ -18,29 +18,44 @@ import time
 
 _lock = threading.Lock()
 _rand = random.Random(os.urandom(32))  # unpredictability is not needed, uniqueness is
+_bits = _rand.getrandbits
 _last_ms = 0
 _counter = 0
+_prefix = ""
+"""``xxxxxxxx-xxxx-`` of ``_last_ms``: the ids of one millisecond share it."""
+_last: tuple[str, int] = ("", 0)
+"""The last id made and its 62 random bits: ``event_id`` of it needs no parsing (the
+usual case: the events of a delivery are named right after it)."""
 
 
-def new_id() -> str:
-    """Return a new UUIDv7 as its canonical 36-character lower-case string."""
-    global _last_ms, _counter
+def new_id(now_ns: int | None = None) -> str:
+    """Return a new UUIDv7 as its canonical 36-character lower-case string; ``now_ns``:
+    the wall clock (``time.time_ns()``) when the caller has read it already."""
+    global _last_ms, _counter, _prefix, _last
+    ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
     with _lock:
-        ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
             _last_ms = ms
-            _counter = _rand.getrandbits(10)  # leave headroom for the counter
+            _counter = _bits(10)  # leave headroom for the counter
+            _prefix = ""
         else:
             _counter += 1
             if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
                 _last_ms += 1
                 _counter = 0
+                _prefix = ""
             ms = _last_ms
         counter = _counter
-        tail = _rand.getrandbits(62)
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7000 << 64 | counter << 64 | 0x8000000000000000 | tail
-    h = value.to_bytes(16, "big").hex()  # C; format specs cost microseconds on small machines
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # one join, not eight
+        prefix = _prefix
+        if not prefix:
+            h = (ms & 0xFFFFFFFFFFFF).to_bytes(6, "big").hex()  # C; format specs cost more
+            prefix = _prefix = f"{h[:8]}-{h[8:]}-"
+        tail = _bits(62)
+        # version 7, the counter, variant 0b10, the random bits: 20 hex digits in one go
+        h = ((0x7000 | counter) << 64 | 0x8000000000000000 | tail).to_bytes(10, "big").hex()
+        value = f"{prefix}{h[:4]}-{h[4:8]}-{h[8:]}"
+        _last = (value, tail)
+    return value
 
 
 def id_time_ms(value: str) -> int:
@@ -64,8 +79,13 @@ def event_id(delivery_id: str, position: int) -> str:
     """
     if not 0 <= position < 1 << POSITION_BITS:
         raise ValueError(f"event position out of range: {position}")
-    value = int(delivery_id.replace("-", ""), 16)
-    tail = value & ((1 << 62) - 1)
-    value = value >> 62 << 62 | position << (62 - POSITION_BITS) | tail >> POSITION_BITS
-    h = value.to_bytes(16, "big").hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    last = _last  # one read: another thread may make an id meanwhile
+    if last[0] is not delivery_id:  # any other id (a replay's, say): parsed whole
+        value = int(delivery_id.replace("-", ""), 16)
+        tail = value & ((1 << 62) - 1)
+        value = value >> 62 << 62 | position << (62 - POSITION_BITS) | tail >> POSITION_BITS
+        h = value.to_bytes(16, "big").hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    rand_b = 0x8000000000000000 | position << (62 - POSITION_BITS) | last[1] >> POSITION_BITS
+    h = rand_b.to_bytes(8, "big").hex()
+    return f"{delivery_id[:19]}{h[:4]}-{h[4:]}"

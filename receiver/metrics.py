@@ -22,6 +22,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.ingest = IngestStats()
         self.registry.register(self.ingest)
+        self.observe = self.ingest.observe  # once per delivery: no call in between
         depth = Gauge("receiver_queue_depth", "Deliveries waiting for the writer", registry=self.registry)
         depth.set_function(lambda: float(queue_depth()))
 
@@ -51,9 +52,6 @@ class Metrics:
     def forward_backlog(self, destination: str, pending: int, oldest_seconds: float) -> None:
         self.forward_pending.labels(destination).set(pending)
         self.forward_oldest.labels(destination).set(oldest_seconds)
-
-    def observe(self, source: str, status: str, seconds: float) -> None:
-        self.ingest.observe(source, status, seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

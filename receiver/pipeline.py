@@ -44,23 +44,24 @@ def map_document(
         return Mapped("rejected", [], [], outcome.errors, outcome.unmapped, carried)
     events = []
     identities = []
+    source, name = mapping.source, mapping.name
     for position, m in enumerate(outcome.events):
         events.append(
             Event(
-                id=event_id(delivery_id, position),
-                source=mapping.source,
-                source_type=m.source_type,
-                type=m.type,
-                occurred_at=m.occurred_at or received_at,
-                received_at=received_at,
-                lead_id=None,
-                anonymous_id=m.anonymous_id,
-                lead=m.lead,
-                properties=m.properties,
-                context=m.context,
-                extra=m.extra,
-                delivery_id=delivery_id,
-                mapping=mapping.name,
+                event_id(delivery_id, position),
+                source,
+                m.source_type,
+                m.type,
+                m.occurred_at or received_at,
+                received_at,
+                None,
+                m.anonymous_id,
+                m.lead,
+                m.properties,
+                m.context,
+                m.extra,
+                delivery_id,
+                name,
             )
         )
         identities.append(m.identities)

@@ -49,6 +49,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from . import accesslog
+from .edge import HEADER_LIMIT_KEY
 from .timers import Sweeper
 
 LINGER_SECONDS = 5.0
@@ -276,6 +277,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             "headers": self.headers,
             "state": self.app_state.copy(),
         }
+        self.scope[HEADER_LIMIT_KEY] = self.max_header_bytes  # type: ignore[literal-required]
         self._message_complete = False
         if self not in _header_deadlines.due:
             _header_deadlines.arm(self, self.loop, self.header_timeout)

@@ -12,7 +12,6 @@ answer.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import re
@@ -26,7 +25,7 @@ import msgspec
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ..clock import now_rfc3339
+from ..clock import rfc3339_ns
 from ..credentials import Credentials, matches
 from ..ids import new_id
 from ..logs import failure
@@ -158,17 +157,28 @@ def build_sources(
     return out
 
 
-def _stored_headers(request: IncomingRequest, unstored: frozenset[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _split_headers(
+    request: IncomingRequest, secret: frozenset[str], unstored: frozenset[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """In one pass: the headers the mapping sees (all but credentials) and those stored
+    (no credentials, no hop-by-hop or forwarding ones, at most ``MAX_STORED_HEADERS``, a
+    token's signature removed). ``secret`` is part of ``unstored``."""
+    seen: dict[str, str] = {}
+    stored: dict[str, str] = {}
+    full = False
     for k, v in request.headers.items():
-        if k in unstored:
+        if k in secret:
             continue
-        if len(out) >= MAX_STORED_HEADERS:
-            break
+        seen[k] = v
+        if full or k in unstored:
+            continue
+        if len(stored) >= MAX_STORED_HEADERS:
+            full = True
+            continue
         if v.count(".") == 2 and _JWT.match(v):  # keep a token's claims, never a usable token
             v = v.rsplit(".", 1)[0] + ".<signature removed>"
-        out[k] = v
-    return out
+        stored[k] = v
+    return seen, stored
 
 
 def _stored_query(m: CompiledMapping, pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -301,33 +311,37 @@ class Ingest:
             if given is None and p.status in (413, 415):
                 raise source.unauthorized(f"a credential is required ({p.detail})") from None
             raise
-        received_at = now_rfc3339()
+        now = time.time_ns()  # one clock read: the arrival time and the id's
+        received_at = rfc3339_ns(now)
         pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in source.secret_query]
         raw_query = urlencode(pairs)
+        headers, stored_headers = _split_headers(request, source.secret_headers, source.unstored_headers)
+        fingerprint = hashlib.sha256(f"{sub}?{raw_query}\n".encode())
+        fingerprint.update(body)
         delivery = Delivery(
-            id=new_id(),
+            id=new_id(now),
             source=m.source,
             received_at=received_at,
             method=request.method,
             path=sub,
             content_type=content_type,
             query={},
-            headers=_stored_headers(request, source.unstored_headers),
+            headers=stored_headers,
             body=body,
             body_format="original",
             status="rejected",
             idempotency_key=request.headers.get("idempotency-key") or request.headers.get("webhook-id"),
-            fingerprint=hashlib.sha256(f"{sub}?{raw_query}\n".encode() + body).hexdigest(),
+            fingerprint=fingerprint.hexdigest(),
             mapping=m.name,
         )
-        headers = {k: v for k, v in request.headers.items() if k not in source.secret_headers}
-        prepare = functools.partial(
-            self._prepare, source, sub, delivery, content_type, pairs, raw_query, given, headers
-        )
+        args = (source, sub, delivery, content_type, pairs, raw_query, given, headers)
         try:
             # A large body costs tens of milliseconds to parse, check and map: off the event
             # loop, so every other request (and /healthz) keeps its usual latency.
-            prepared = await asyncio.to_thread(prepare) if len(body) > OFFLOAD_BYTES else prepare()
+            if len(body) > OFFLOAD_BYTES:
+                prepared = await asyncio.to_thread(self._prepare, *args)
+            else:
+                prepared = self._prepare(*args)
         except Problem:
             raise
         except Exception:

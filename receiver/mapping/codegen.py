@@ -11,6 +11,7 @@ runs every fixture through both.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -36,8 +37,13 @@ _INLINE = {
 #: The same steps applied to a text, as method calls chained after it.
 _INLINE_TEXT = {"trim": ".strip()", "lower": ".lower()", "upper": ".upper()"}
 
-#: Transforms that return a value of this class unchanged (``number``: a finite int).
-_UNCHANGED = {"string": "str", "number": "int"}
+#: Transforms that return a value unchanged when it passes this test (``{v}`` the value):
+#: ``number`` keeps an int and a finite float (a float is finite when it lies between the
+#: infinities; NaN does not).
+_UNCHANGED = {
+    "string": "{v}.__class__ is str",
+    "number": "{v}.__class__ is int or ({v}.__class__ is float and -INF < {v} < INF)",
+}
 
 _FAILED = object()
 """A value whose transforms failed (the error is reported; no default, no required)."""
@@ -71,6 +77,7 @@ class _Code:
             "place_at": place_at,
             "put_member": put_member,
             "deepcopy": copy.deepcopy,
+            "INF": math.inf,
         }
         self.names = 0
 
@@ -174,7 +181,7 @@ class _Code:
                     call = f"{v} = {self.const(step.fn, 'S')}({v}, {scope.node}, ctx)"
                     unchanged = _UNCHANGED.get(step.name)
                     if unchanged is not None:  # skip the call for what it returns as is
-                        call = f"if {v}.__class__ is not {unchanged}: {call}"
+                        call = f"if not ({unchanged.format(v=v)}): {call}"
                     block.append(f"        {guard}{call}")
                 block += [
                     "    except TransformError as e:",

@@ -19,7 +19,7 @@ from ..problems import FieldError
 from . import extra, privacy
 from .codegen import generated_code
 from .paths import Ctx, get_in, pointer, pop_in, read, set_in
-from .plan import Constrained, MappingPlan, Output, TypePlan, Value
+from .plan import Constrained, MappingPlan, Output, RouteRule, TypePlan, Value
 from .spec import Credential, Envelope
 from .transforms import TransformError, mask, sha256_hex, to_text
 
@@ -64,6 +64,8 @@ class _Type:
     extra: list[extra.Pruner]
     """Per event root: what of an item the type does not read (``extra.pruner`` of the
     tree of the paths it reads, relative to the item)."""
+    canonical: str
+    constrained: bool
 
 
 class CompiledMapping:
@@ -82,12 +84,16 @@ class CompiledMapping:
         for i, (name, t) in enumerate(plan.types.items()):
             build = executor.outputs(t.outputs, f"map_{i}_{_identifier(name)}")
             check = executor.constraints(t.constraints, f"check_{i}_{_identifier(name)}")
-            self._types[name] = _Type(t, check, build, [extra.pruner(tr) for tr in extra.trees(plan, t)])
+            pruners = [extra.pruner(tr) for tr in extra.trees(plan, t)]
+            self._types[name] = _Type(t, check, build, pruners, t.canonical, bool(t.constraints))
         # Each rule with the member of the event it reads, when it reads one (most do).
         self._type_rules = [
             (rule, rule.source.tokens[0] if rule.source.ns == "" and len(rule.source.tokens) == 1 else None)
             for rule in plan.type_rules
         ]
+        self._item_is_event = plan.event_roots == ((),)
+        """Each item is its event (most vendors): no ``event_of`` per item."""
+        self._routes: dict[str, tuple[dict[str, Any], RouteRule | None]] = {}
         self._identities = executor.values(tuple(r.value for r in plan.identities), "identities")
         self._private = privacy.private_outputs(plan)
 
@@ -134,14 +140,24 @@ class CompiledMapping:
         if is_batch and not items:
             outcome.errors.append(FieldError("", "must not be an empty array"))
             return outcome
-        rule = self.plan.routes.get(route)
-        route_vars = {"source_type": rule.source_type if rule else None, "path": route}
+        found = self._routes.get(route)
+        if found is None:
+            found = self._route(route)
+        route_vars, rule = found
         meta = {"received_at": received_at, "source": self.source}
+        errors = outcome.errors
         for index, item in enumerate(items):
-            ctx = Ctx(item, headers, route_vars, meta, f"/{index}" if is_batch else "")
-            ctx.errors = outcome.errors
-            self._map_item(item, index, ctx, outcome)
+            ctx = Ctx(item, headers, route_vars, meta, f"/{index}" if is_batch else "", errors)
+            self._map_item(item, index, ctx, outcome, rule)
         return outcome
+
+    def _route(self, route: str) -> tuple[dict[str, Any], RouteRule | None]:
+        """``@route`` values of a route path and its rule (kept for the declared routes)."""
+        rule = self.plan.routes.get(route)
+        found = ({"source_type": rule.source_type if rule else None, "path": route}, rule)
+        if rule is not None:
+            self._routes[route] = found
+        return found
 
     def identities_in(
         self, document: Any, headers: dict[str, str], route: str, received_at: str
@@ -208,59 +224,68 @@ class CompiledMapping:
                 continue
             set_in(event, rw.target, moved)
 
-    def _map_item(self, item: Any, index: int, ctx: Ctx, outcome: MapOutcome) -> None:
-        if not isinstance(item, dict):
-            ctx.error("", "must be an object")
-            return
-        found = self.plan.event_of(item)
-        if found is None:
-            ctx.error(pointer(self.plan.event_roots[-1]), "must be an object")
-            return
-        root_index, event = found
+    def _map_item(self, item: Any, index: int, ctx: Ctx, outcome: MapOutcome, rule: RouteRule | None) -> None:
+        plan = self.plan
+        if item.__class__ is dict and self._item_is_event:
+            root_index, event = 0, item
+        else:
+            if not isinstance(item, dict):
+                ctx.error("", "must be an object")
+                return
+            found = plan.event_of(item)
+            if found is None:
+                ctx.error(pointer(plan.event_roots[-1]), "must be an object")
+                return
+            root_index, event = found
         st = self._source_type(event, ctx)
         t = self._types.get(st) if st is not None else None
         if t is None or st is None:
             outcome.unmapped.append({"index": index, "source_type": st})
             return
-        if self.plan.rewrites:
+        if plan.rewrites:
             self._rewrite(event, st, ctx)
-        n_errors = len(outcome.errors)
-        if t.plan.constraints:
+        errors = outcome.errors
+        n_errors = len(errors)
+        if t.constrained:
             t.check(event, ctx)
-        route = self.plan.routes.get(ctx.route["path"]) if self.plan.routes else None
-        if route is not None and st == route.source_type:
-            for p in route.require:
+        if rule is not None and st == rule.source_type:
+            for p in rule.require:
                 if read(p, event, ctx) is None:
                     ctx.error(p.error_pointer(""), "is required")
-        if len(outcome.errors) > n_errors:
+        if len(errors) > n_errors:
             return  # the event breaks the vendor's rules: report each field once, map nothing
         out = t.build(event, ctx, "")
         identities = self._identities_of(event, ctx)
-        if len(outcome.errors) > n_errors:
+        if len(errors) > n_errors:
             return
-        lead = out.get("lead") or None
-        if lead is not None:
+        lead = out.get("lead")
+        if lead:
             _normalize_lead(lead)
-            if lead.get("email_sha256"):
-                identities.append(Identity("email_sha256", lead["email_sha256"], True))
+            sha = lead.get("email_sha256")
+            if sha:
+                identities.append(Identity("email_sha256", sha, True))
+        else:
+            lead = None
         anonymous_id = out.get("anonymous_id")
         if anonymous_id is None:
             for i in identities:  # the first anonymous one (a loop: no generator per event)
                 if not i.known:
                     anonymous_id = i.value
                     break
+        elif anonymous_id.__class__ is not str:
+            anonymous_id = to_text(anonymous_id)
         rest = t.extra[root_index](item)
         outcome.events.append(
             MappedEvent(
-                source_type=st,
-                type=t.plan.canonical,
-                occurred_at=out.get("occurred_at"),
-                anonymous_id=anonymous_id if anonymous_id.__class__ is str else _text_or_none(anonymous_id),
-                lead=lead,
-                properties=out.get("properties") or {},
-                context=out.get("context") or {},
-                extra={} if rest is extra.GONE else rest,
-                identities=identities,
+                st,
+                t.canonical,
+                out.get("occurred_at"),
+                anonymous_id,
+                lead,
+                out.get("properties") or {},
+                out.get("context") or {},
+                {} if rest is extra.GONE else rest,
+                identities,
             )
         )
 
