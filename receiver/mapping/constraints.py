@@ -318,9 +318,11 @@ class _Writer:
         self.names += 1
         return f"{stem}{self.names}"
 
-    def node(self, node: _Node, v: str, at: list[str]) -> list[str]:
+    def node(self, node: _Node, v: str, at: list[str], blank: str = "") -> list[str]:
         """Lines that check the value in ``v`` against ``node`` as ``_walk`` does; ``at``
-        holds expressions of its pointer's tokens. A redacted object is skipped as there;
+        holds expressions of its pointer's tokens; ``blank``, a test that ``v`` is not
+        "", to make before a rule objects (a leaf's caller leaves "" to it: a rule
+        condition holds or fails on "" without effect). A redacted object is skipped as there;
         it is tested for only where it matters: before a rule objects, before a rule on
         members, and before the children of an object."""
         cls = self.var("cls")
@@ -342,7 +344,7 @@ class _Writer:
             if enum is not None:
                 names["ENUM"] = self.const(enum)
             valid = template.format(**names)
-            inner.append(f"if not ({valid}) and not {redacted}: {r}.apply({v}, {where}, ctx)")
+            inner.append(f"if not ({valid}){blank} and not {redacted}: {r}.apply({v}, {where}, ctx)")
         if node.children:
             by_key: list[str] = []
             by_index: list[str] = []
@@ -353,9 +355,13 @@ class _Writer:
                 if child.required:
                     required = f"ctx.error(pointer([{', '.join(token)}]), 'is required')"
                     by_key += [f"if {cv} is None or {cv} == '':", f"    {required}", "else:"]
-                else:
+                    by_key += _indent(self.node(child, cv, token) or ["pass"])
+                elif child.children or child.star is not None or any(rule.members for rule in child.rules):
                     by_key.append(f"if {cv} is not None and {cv} != '':")
-                by_key += _indent(self.node(child, cv, token) or ["pass"])
+                    by_key += _indent(self.node(child, cv, token) or ["pass"])
+                else:  # a leaf: "" is tested for only when a rule objects
+                    by_key.append(f"if {cv} is not None:")
+                    by_key += _indent(self.node(child, cv, token, f" and {cv} != ''") or ["pass"])
                 if key.isascii() and key.isdigit():
                     i = int(key)
                     by_index += [f"if {i} < len({v}):", f"    {cv} = {v}[{i}]"]
