@@ -22,6 +22,7 @@ from typing import Any
 from starlette.types import Scope
 
 log = logging.getLogger("receiver.access")
+NAME = log.name
 
 #: Scope keys the ingest edge fills in for the line (see ingest/endpoint.py).
 SOURCE_KEY = "receiver.source"
@@ -42,6 +43,9 @@ def printable(text: str) -> str:
 def query_names(query: bytes) -> str:
     if not query:
         return "[]"
+    if b"&" not in query:  # one parameter (the usual ``?token=…``)
+        name = query.partition(b"=")[0]
+        return f"[{name.decode('ascii')}]" if _NAME.fullmatch(name) else "[?]"
     names = {p.partition(b"=")[0] for p in query.split(b"&") if p}
     shown = sorted({n.decode("ascii") if _NAME.fullmatch(n) else "?" for n in names})
     if len(shown) > _MAX_NAMES:
@@ -77,19 +81,31 @@ def write(scope: Scope, status: int, seconds: float) -> None:
         log.info("%s", message(fields))
 
 
+#: Methods shown as they are (``printable`` leaves them so): no test per line.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def message(fields: Fields) -> str:
     _, method, path, status, seconds, source, delivery, query = fields
-    path = path.decode("latin-1") if isinstance(path, bytes) else str(path)
+    path = path.decode("latin-1") if path.__class__ is bytes else str(path)
+    if not (path.isascii() and path.isprintable()):
+        path = printable(path)
     return (
-        f"{printable(str(method))} {printable(path)} {status} {seconds * 1000:.1f}ms"
-        f" source={source} delivery={delivery} query={query_names(query)}"
+        f"{method if method in _METHODS else printable(str(method))} {path} {status} {seconds * 1000:.1f}ms"
+        f" source={source} delivery={delivery} query={query_names(query) if query else '[]'}"
     )
 
 
+#: ``%03d`` of every millisecond.
+_MILLIS = tuple(f"{i:03d}" for i in range(1000))
+
+
 def line(fields: Fields) -> str:
-    """The whole line, as the log's formatter (``logs.FORMAT``) writes any record."""
+    """The whole line, as the log's formatter (``logs.FORMAT``) writes any record (its
+    milliseconds as ``logging.LogRecord`` takes them from the time)."""
     when = fields[0]
-    return f"{_stamp(int(when))},{int(when * 1000) % 1000:03d} INFO {log.name} {message(fields)}\n"
+    second = int(when)
+    return f"{_stamp(second)},{_MILLIS[int((when - second) * 1000)]} INFO {NAME} {message(fields)}\n"
 
 
 @functools.lru_cache(maxsize=4)

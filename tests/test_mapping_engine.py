@@ -376,3 +376,63 @@ def test_generated_constraints_report_what_the_walk_reports() -> None:
                     assert got.errors == want.errors, (m.name, c.key, value)
                     checked += 1
     assert checked > 1000
+
+
+def test_generated_constraints_written_per_type_report_what_the_walk_reports() -> None:
+    """The generated code tests a value's type once and writes the rules the type implies
+    without it (a string's lengths as one comparison, a string's enum as a set): rules
+    together on one position, with and without a type, enums of mixed kinds, members,
+    children under a typed object, required positions, and redacted objects anywhere give
+    the same errors, in the same order, as ``_walk``."""
+    from receiver.mapping.constraints import compile_constraints, generate_constraints
+    from receiver.mapping.paths import Ctx
+    from receiver.mapping.plan import Constrained
+    from receiver.mapping.spec import Constraint
+
+    def c(key: str, **rule: Any) -> Constrained:
+        return Constrained(key, tuple(key.split("/")) if key else (), Constraint(**rule))
+
+    sets: list[list[Constrained]] = [
+        [c("a", type="string", min_length=2, max_length=4)],
+        [c("a", min_length=2, max_length=4)],
+        [c("a", type="string", max_length=4), c("a", type="string", min_length=2)],
+        [c("a", type="string", enum=["x", "1", "abc"])],
+        [c("a", type="string", enum=["x", 1, True, None])],
+        [c("a", enum=["x", 1, 1.5, False, None])],
+        [c("a", type="number", enum=[1, 2.5])],
+        [c("a", type="integer", minimum=0, enum=[0, 3, 2**40])],
+        [c("a", type="string", pattern="[a-z]+", min_length=2, format="url")],
+        [c("a", type="string", format="date", max_length=10, required=True)],
+        [c("a", type="number", exclusive_minimum=0.5), c("a", minimum=-1)],
+        [c("a", type="array", max_items=1, items=Constraint(type="string", max_length=2))],
+        [
+            c(
+                "a",
+                type="object",
+                max_properties=1,
+                keys=Constraint(max_length=1),
+                values=Constraint(type="number"),
+            )
+        ],
+        [c("a", type="object"), c("a/b", type="string", required=True), c("a/0", type="number")],
+        [c("a/*", type="string", max_length=2, required=True), c("a/*/b", type="boolean")],
+        [c("a", type="primitive", max_length=3), c("a", max_properties=0, max_items=0)],
+    ]
+    values: list[Any] = [
+        None, "", "x", "ab", "abc", "abcde", "1", "1.5", "-2", "abc" * 9, "2020-01-31", "2020-13-01",
+        "https://example.com/a", 0, 1, 1.0, 1.5, 2.5, -1, 2**40, True, False, [], ["x"], ["x", "yyy"],
+        [None, ""], [{"b": 1}], {}, {"b": ""}, {"b": "x"}, {"0": 1}, {"b": 1, "c": 2},
+        {"$redacted": ["hash"]}, [{"$redacted": ["hash"]}], {"b": {"$redacted": ["hash"]}},
+    ]  # fmt: skip
+    checked = 0
+    for constraints in sets:
+        generated = generate_constraints(constraints, "check")
+        walked = compile_constraints(constraints)
+        for value in values:
+            for event in ({"a": value}, value):
+                want, got = Ctx(event, {}, {}, {}), Ctx(event, {}, {}, {})
+                walked(event, want)
+                generated(event, got)
+                assert got.errors == want.errors, (constraints, value)
+                checked += 1
+    assert checked > 1000

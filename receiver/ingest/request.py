@@ -57,13 +57,27 @@ class IncomingRequest(Protocol):
     def receive(self) -> Receive: ...
 
 
+_NAMES: dict[bytes, str] = {}
+"""Header names as sent -> decoded and lower-cased: the same few names come with every
+request. Names only (never a value), and at most ``_MAX_NAMES`` of them (the first seen)."""
+_MAX_NAMES = 256
+
+
+def _name(raw: bytes) -> str:
+    name = raw.decode("latin-1").lower()
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[raw] = name
+    return name
+
+
 class Headers:
     """Decoded once: every (name, value) pair in order, and the first value of each name."""
 
     __slots__ = ("_first", "_pairs")
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+        names = _NAMES
+        self._pairs = [(names[k] if k in names else _name(k), v.decode("latin-1")) for k, v in raw]
         # Built from the last pair to the first, so that a name's first value is the one kept.
         self._first: dict[str, str] = dict(reversed(self._pairs))
 

@@ -77,31 +77,77 @@ TYPES: dict[str, list[tuple[str, str]]] = {
 fails it gets (no other rule is reported for it)."""
 
 
-def _lower_bound(op: str, word: str) -> Callable[[float], tuple[str, str]]:
-    def rule(lo: float) -> tuple[str, str]:
-        test = f"({_NUM} and (float(v) if cls is str else v) {op} {lo!r})"
-        return test, f"must be {word}" if lo == 0 else f"must be {'>=' if op == '<' else '>'} {lo:g}"
+def _lower_bound(op: str, word: str) -> Callable[[float], tuple[str, str, str]]:
+    def rule(lo: float) -> tuple[str, str, str]:
+        test = f"(float(v) if cls is str else v) {op} {lo!r}"
+        return _NUM, test, f"must be {word}" if lo == 0 else f"must be {'>=' if op == '<' else '>'} {lo:g}"
 
     return rule
 
 
-RULES: dict[str, Callable[[Any], tuple[str, str]]] = {
-    "min_length": lambda n: (f"cls is str and len(v) < {n!r}", f"must be at least {n} characters long"),
-    "max_length": lambda n: (f"cls is str and len(v) > {n!r}", f"must be at most {n} characters long"),
-    "pattern": lambda rx: ("cls is str and PATTERN(v) is None", f"must match {rx}"),
+RULES: dict[str, Callable[[Any], tuple[str, str, str]]] = {
+    "min_length": lambda n: ("cls is str", f"len(v) < {n!r}", f"must be at least {n} characters long"),
+    "max_length": lambda n: ("cls is str", f"len(v) > {n!r}", f"must be at most {n} characters long"),
+    "pattern": lambda rx: ("cls is str", "PATTERN(v) is None", f"must match {rx}"),
     "format": lambda name: {
-        "url": ("cls is str and not is_url(v)", "must be a well-formed URL"),
-        "date": ("cls is str and not is_date(v)", "must be a date like YYYY-MM-DD"),
+        "url": ("cls is str", "not is_url(v)", "must be a well-formed URL"),
+        "date": ("cls is str", "not is_date(v)", "must be a date like YYYY-MM-DD"),
     }[name],
     "minimum": _lower_bound("<", "non-negative"),
     "exclusive_minimum": _lower_bound("<=", "positive"),
-    "enum": lambda allowed: (f"v not in {allowed!r}", "must be one of " + ", ".join(str(e) for e in allowed)),
-    "max_items": lambda n: (f"cls is list and len(v) > {n!r}", f"must have at most {n} items"),
-    "max_properties": lambda n: (f"cls is dict and len(v) > {n!r}", f"must have at most {n} properties"),
+    "enum": lambda allowed: ("", f"v not in {allowed!r}", "must be one of " + ", ".join(map(str, allowed))),
+    "max_items": lambda n: ("cls is list", f"len(v) > {n!r}", f"must have at most {n} items"),
+    "max_properties": lambda n: ("cls is dict", f"len(v) > {n!r}", f"must have at most {n} properties"),
 }
-"""Every value keyword: a factory from the keyword's value to (the condition on ``v`` that
-breaks it, the message), in the order messages are reported. ``required`` (absence),
-``items``, ``keys`` and ``values`` (members) are the walk's."""
+"""Every value keyword: a factory from the keyword's value to (the condition on ``v`` the
+rule applies to, "" for every value; the condition under it that breaks the rule; the
+message), in the order messages are reported. ``required`` (absence), ``items``, ``keys``
+and ``values`` (members) are the walk's."""
+
+
+def _broken(guard: str, test: str) -> str:
+    return f"({guard} and {test})" if guard else f"({test})"
+
+
+_NAMES = re.compile(r"\b(v|cls|PATTERN)\b")
+
+
+def _template(condition: str) -> str:
+    """A condition written on ``v``, ``cls`` and ``PATTERN`` (and no text literal) as a
+    ``str.format`` template on them."""
+    assert "'" not in condition and '"' not in condition and "{" not in condition, condition
+    return _NAMES.sub(r"{\1}", condition)
+
+
+def _valid(c: Constraint) -> tuple[str, Any]:
+    """The condition a value meets when no rule of ``c`` objects to it, for generated code
+    to test in place: a ``str.format`` template on ``v``, ``cls`` (its class), ``PATTERN``
+    and ``ENUM``, and the value ``ENUM`` stands for. The type is tested once: a rule whose
+    condition the type implies is written without it (a string's lengths as one chained
+    comparison), and a string's enum is a set."""
+    types = TYPES[c.type] if c.type is not None else []
+    implied = types[0][0] if types else None
+    parts = [_template(ok) for ok, _ in types]
+    enum: Any = None
+    for name in RULES:
+        arg = getattr(c, name)
+        if arg is None or (name == "max_length" and c.min_length is not None and implied == "cls is str"):
+            continue
+        guard, test, _ = RULES[name](arg)
+        if name == "min_length" and c.max_length is not None and implied == "cls is str":
+            parts.append(f"{arg!r} <= len({{v}}) <= {c.max_length!r}")
+        elif name == "enum":
+            enum = tuple(arg)
+            if implied == "cls is str" and all(e.__class__ is str for e in arg):
+                enum = frozenset(arg)  # a string equals only strings: membership by hash
+            parts.append("{v} in {ENUM}")
+        elif guard == implied:
+            simple = test.startswith("not ") and " " not in test[4:]  # "not is_url(v)"
+            parts.append(_template(test[4:]) if simple else f"not ({_template(test)})")
+        else:
+            parts.append(f"not {_template(_broken(guard, test))}")
+    return " and ".join(parts) or "True", enum
+
 
 _NAMESPACE = {"is_number": is_number, "is_integer": is_integer, "is_url": is_url, "is_date": is_date}
 
@@ -131,12 +177,8 @@ def _write(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
     types = TYPES[c.type] if c.type is not None else []
     for ok, message in types:
         lines.append(f"    if not ({ok}): return ({message!r},)")
-    rules = [RULES[name](getattr(c, name)) for name in RULES if getattr(c, name) is not None]
-    # The same conditions as one expression that holds for a valid value, for generated
-    # code to test in place (see ``_Writer``): evaluated in the same order.
-    valid = [f"({ok})" for ok, _ in types]
-    if rules:
-        valid.append(f"not ({' or '.join(f'({test})' for test, _ in rules)})")
+    written = [RULES[name](getattr(c, name)) for name in RULES if getattr(c, name) is not None]
+    rules = [(_broken(guard, test), message) for guard, test, message in written]
     if rules:
         lines.append(f"    if not ({' or '.join(f'({test})' for test, _ in rules)}): return ()")
         lines.append("    found = []")
@@ -146,7 +188,7 @@ def _write(c: Constraint) -> Callable[[Any], tuple[str, ...]]:
         lines.append("    return ()")
     exec("\n".join(lines), namespace)  # noqa: S102 - written from the rule tables above
     check = namespace["check"]
-    check.valid = (" and ".join(valid) or "True", namespace.get("PATTERN"))
+    check.valid = (*_valid(c), namespace.get("PATTERN"))
     return check  # type: ignore[no-any-return]
 
 
@@ -276,23 +318,33 @@ class _Writer:
         self.names += 1
         return f"{stem}{self.names}"
 
-    def node(self, node: _Node, v: str, at: list[str]) -> list[str]:
+    def node(self, node: _Node, v: str, at: list[str], blank: str = "") -> list[str]:
         """Lines that check the value in ``v`` against ``node`` as ``_walk`` does; ``at``
-        holds expressions of its pointer's tokens."""
+        holds expressions of its pointer's tokens; ``blank``, a test that ``v`` is not
+        "", to make before a rule objects (a leaf's caller leaves "" to it: a rule
+        condition holds or fails on "" without effect). A redacted object is skipped as there;
+        it is tested for only where it matters: before a rule objects, before a rule on
+        members, and before the children of an object."""
         cls = self.var("cls")
         where = "[" + ", ".join(at) + "]"
+        redacted = f"({cls} is dict and REDACTED_KEY in {v})"
         inner: list[str] = []
         for rule in node.rules:
-            r, check = self.var("R"), self.var("C")
-            self.env[r], self.env[check] = rule, rule.check
+            r = self.var("R")
+            self.env[r] = rule
             if rule.members:
-                inner.append(f"{r}.apply({v}, {where}, ctx)")
+                inner.append(f"if not {redacted}: {r}.apply({v}, {where}, ctx)")
                 continue
-            # The rule's conditions in place, on locals named as they are written (``v``,
-            # ``cls``, ``PATTERN``): a valid value costs no call.
-            valid, pattern = rule.check.valid  # type: ignore[attr-defined]
-            inner.append(f"v = {v}; cls = {cls}" + (f"; PATTERN = {self.const(pattern)}" if pattern else ""))
-            inner.append(f"if not ({valid}): {r}.apply({v}, {where}, ctx)")
+            # The rule's conditions in place, on this position's locals: a valid value
+            # costs no call.
+            template, enum, pattern = rule.check.valid  # type: ignore[attr-defined]
+            names = {"v": v, "cls": cls, "PATTERN": "", "ENUM": ""}
+            if pattern is not None:
+                names["PATTERN"] = self.const(pattern)
+            if enum is not None:
+                names["ENUM"] = self.const(enum)
+            valid = template.format(**names)
+            inner.append(f"if not ({valid}){blank} and not {redacted}: {r}.apply({v}, {where}, ctx)")
         if node.children:
             by_key: list[str] = []
             by_index: list[str] = []
@@ -303,14 +355,18 @@ class _Writer:
                 if child.required:
                     required = f"ctx.error(pointer([{', '.join(token)}]), 'is required')"
                     by_key += [f"if {cv} is None or {cv} == '':", f"    {required}", "else:"]
-                else:
+                    by_key += _indent(self.node(child, cv, token) or ["pass"])
+                elif child.children or child.star is not None or any(rule.members for rule in child.rules):
                     by_key.append(f"if {cv} is not None and {cv} != '':")
-                by_key += _indent(self.node(child, cv, token))
+                    by_key += _indent(self.node(child, cv, token) or ["pass"])
+                else:  # a leaf: "" is tested for only when a rule objects
+                    by_key.append(f"if {cv} is not None:")
+                    by_key += _indent(self.node(child, cv, token, f" and {cv} != ''") or ["pass"])
                 if key.isascii() and key.isdigit():
                     i = int(key)
                     by_index += [f"if {i} < len({v}):", f"    {cv} = {v}[{i}]"]
-                    by_index += _indent(self.node(child, cv, token))
-            inner += [f"if {cls} is dict:", *_indent(by_key)]
+                    by_index += _indent(self.node(child, cv, token) or ["pass"])
+            inner += [f"if {cls} is dict and REDACTED_KEY not in {v}:", *_indent(by_key)]
             if by_index:
                 inner += [f"elif {cls} is list:", *_indent(by_index)]
         if node.star is not None:
@@ -325,11 +381,11 @@ class _Writer:
                 f"if {cls} is list:",
                 f"    for {n}, {x} in enumerate({v}):",
                 *test,
-                *_indent(self.node(node.star, x, token), 3),
+                *_indent(self.node(node.star, x, token) or ["pass"], 3),
             ]
         if not inner:
             return []
-        return [f"{cls} = {v}.__class__", f"if not ({cls} is dict and REDACTED_KEY in {v}):", *_indent(inner)]
+        return [f"{cls} = {v}.__class__", *inner]
 
 
 def _indent(lines: list[str], levels: int = 1) -> list[str]:
