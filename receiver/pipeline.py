@@ -47,7 +47,7 @@ def map_document(
     source, name = mapping.source, mapping.name
     for position, m in enumerate(outcome.events):
         events.append(
-            Event(
+            Event(  # positional, in Event's field order (events.py); tests check each field
                 event_id(delivery_id, position),
                 source,
                 m.source_type,

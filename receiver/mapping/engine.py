@@ -276,7 +276,7 @@ class CompiledMapping:
             anonymous_id = to_text(anonymous_id)
         rest = t.extra[root_index](item)
         outcome.events.append(
-            MappedEvent(
+            MappedEvent(  # positional, in MappedEvent's field order (cheaper than keywords)
                 st,
                 t.canonical,
                 out.get("occurred_at"),
@@ -288,10 +288,6 @@ class CompiledMapping:
                 identities,
             )
         )
-
-
-def _text_or_none(v: Any) -> str | None:
-    return None if v is None else to_text(v)
 
 
 def _identifier(name: str) -> str:
