@@ -109,15 +109,20 @@ def _equal(**columns: str | None) -> tuple[list[str], list[Any]]:
     return where, args
 
 
-def _select(columns: str, table: str, where: list[str], order: str) -> str:
+def _where(columns: str, table: str, where: list[str]) -> str:
     # Only fixed clauses are joined here; every value is a bound parameter.
     sql = f"SELECT {columns} FROM {table}"  # noqa: S608
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return sql + f" ORDER BY {order}"
+    return sql
+
+
+def _select(columns: str, table: str, where: list[str], order: str) -> str:
+    return _where(columns, table, where) + f" ORDER BY {order}"
 
 
 NEWEST_EVENTS = "received_at DESC, id DESC"
+EVENT_COLUMNS = "id, received_at, data, lead_id"
 
 
 class DeliveryRecord(msgspec.Struct, gc=False):
@@ -212,15 +217,31 @@ class SQLReads:
         except ValueError:
             return ("", cursor)  # not an id at all: nothing is older
 
+    async def _event_arms(self, q: EventQuery) -> list[tuple[str, str]] | None:
+        """How a page of events under ``q`` splits into ranges of one index, each read in
+        its order and merged by the database: ``(column, value)`` for each range, ``None``
+        when the page is one range already. Here it always is (a dialect may say
+        otherwise)."""
+        return None
+
     async def _events_sql(self, q: EventQuery) -> Query:
         where, args = await self._event_where(q)
+        arms = await self._event_arms(q)
 
         def query(after: Keyset | None, limit: int) -> tuple[str, list[Any]]:
             more = ["(received_at, id) < (?, ?)"] if after else []
-            sql = _select(
-                "id, received_at, data, lead_id", "events", where + more, "received_at DESC, id DESC"
-            )
-            return sql + " LIMIT ?", [*args, *(after or ()), limit]
+            if arms is None:
+                sql = _select(EVENT_COLUMNS, "events", where + more, NEWEST_EVENTS)
+                return sql + " LIMIT ?", [*args, *(after or ()), limit]
+            if not arms:  # nothing can match
+                return f"SELECT {EVENT_COLUMNS} FROM events WHERE 0 LIMIT ?", [limit]  # noqa: S608
+            # One SELECT per range, each in the index's order; the database merges them
+            # (a compound SELECT's ORDER BY): no sort, and the page stops at its limit.
+            parts, params = [], []
+            for column, value in arms:
+                parts.append(_where(EVENT_COLUMNS, "events", [*where, f"{column} = ?", *more]))
+                params += [*args, value, *(after or ())]
+            return " UNION ALL ".join(parts) + f" ORDER BY {NEWEST_EVENTS} LIMIT ?", [*params, limit]
 
         return query
 
@@ -442,8 +463,39 @@ class SQLReads:
         return [str(r["id"]) for r in rows]
 
 
+# The distinct values of a leading column of events_source_type, one index seek each (a
+# skip-scan, which SQLite does not do by itself): the types of a source, and the sources
+# that have events of a type.
+_TYPES_OF_SOURCE = (
+    "WITH RECURSIVE t(v) AS (SELECT (SELECT type FROM events WHERE source = ? ORDER BY type LIMIT 1)"
+    " UNION ALL SELECT (SELECT e.type FROM events e WHERE e.source = ? AND e.type > t.v"
+    " ORDER BY e.type LIMIT 1) FROM t WHERE t.v IS NOT NULL) SELECT v FROM t WHERE v IS NOT NULL"
+)
+_SOURCES_OF_TYPE = (
+    "WITH RECURSIVE s(v) AS (SELECT (SELECT source FROM events ORDER BY source LIMIT 1)"
+    " UNION ALL SELECT (SELECT e.source FROM events e WHERE e.source > s.v ORDER BY e.source LIMIT 1)"
+    " FROM s WHERE s.v IS NOT NULL) SELECT v FROM s WHERE v IS NOT NULL"
+    " AND EXISTS (SELECT 1 FROM events e WHERE e.source = s.v AND e.type = ?)"
+)
+MAX_ARMS = 200
+"""More ranges than this and a page is read as one statement that sorts (still right)."""
+
+
 class SQLiteReads(SQLReads):
     """SQLite's dialect of the read queries."""
+
+    async def _event_arms(self, q: EventQuery) -> list[tuple[str, str]] | None:
+        """SQLite indexes events by source and type together only (migration 0010: two
+        indexes fewer for the writer to keep). A page of one source's events is then one
+        range of that index per type of the source, and a page of one type's events one
+        per source that has it, merged in order."""
+        if q.lead_id or bool(q.source) == bool(q.type):
+            return None  # one range: of (source, type), of a lead, of received_at
+        if q.source:
+            column, rows = "type", await self._all(_TYPES_OF_SOURCE, (q.source, q.source))
+        else:
+            column, rows = "source", await self._all(_SOURCES_OF_TYPE, (q.type,))
+        return [(column, r[0]) for r in rows] if len(rows) <= MAX_ARMS else None
 
     # Aggregated in the index's order, which SQLite keeps.
     IDENTITIES = (
