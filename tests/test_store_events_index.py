@@ -123,6 +123,13 @@ def test_every_page_of_events_reads_an_index_in_order(
             type_ = await store._event_arms(EventQuery(type="tag.added"))
             assert type_ == [("source", "convead"), ("source", "croct")]
             assert await store._event_arms(EventQuery(source="nobody")) == []
+            # Found by one seek of that index per value (a skip-scan), without a sort.
+            skips = ((reads._TYPES_OF_SOURCE, ["kartra"] * 2), (reads._SOURCES_OF_TYPE, ["tag.added"]))
+            for sql, args in skips:
+                plan = plan_of(conn, sql, args)
+                reading = [p for p in plan if p.startswith(("SCAN", "SEARCH")) and "events" in p]
+                assert reading and all("COVERING INDEX events_source_type" in p for p in reading), plan
+                assert not any("TEMP B-TREE" in p for p in plan), plan
             # Beyond the most ranges one statement merges, the page is one sorted statement.
             monkeypatch.setattr(reads, "MAX_ARMS", 2)
             q = EventQuery(source="croct")
