@@ -42,8 +42,10 @@ from .sql import (
     INSERT_LEAD,
     INSERT_MESSAGE,
     SAVE_LEAD,
+    SAVE_LEAD_IDENTIFIED,
     SUMMARIZE_LEAD,
     TOUCH_LEAD,
+    TOUCH_LEAD_IDENTIFIED,
     DedupKeys,
     Executor,
     LeadCache,
@@ -74,6 +76,10 @@ def pg(sql: str) -> str:
 
 class PgExecutor:
     """``sql.Executor`` on one asyncpg connection (or, for reads, on the pool)."""
+
+    summarizes_identities = True
+    """A lead's new identities go into its summary in its own update
+    (sql.SAVE_LEAD_IDENTIFIED), not in a statement after it."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -138,15 +144,30 @@ _SOURCES_SUMMARY = (
     "min(first_seen_at) AS f, max(last_seen_at) AS z, coalesce(sum(events), 0) AS n,"
     f" {_SOURCES_LIST} AS sources"
 )
-def _set_summary(lead: str) -> str:
-    """The SET clauses of a lead's summary from ``s`` (``_SOURCES_SUMMARY``), and its
-    identities while it has at most ``IDENTITIES_ON_ROW``."""
+def _identities_summary(lead: str) -> str:
+    """A lead's identities_json from its identities rows, while it has at most
+    ``IDENTITIES_ON_ROW``."""
     return (
-        "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources,"  # noqa: S608
-        " identities_json = CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM identities"
+        "CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM identities"  # noqa: S608
         f" WHERE lead_id = {lead} LIMIT {IDENTITIES_ON_ROW + 1}) x) > {IDENTITIES_ON_ROW} THEN NULL"
         f" ELSE {POSTGRES_IDENTITIES_JSON.format(lead=lead)} END"
     )
+
+
+def _set_summary(lead: str) -> str:
+    """The SET clauses of a lead's summary from ``s`` (``_SOURCES_SUMMARY``), and its
+    identities (``_identities_summary``)."""
+    return (
+        "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources,"
+        f" identities_json = {_identities_summary(lead)}"
+    )
+
+
+# A lead's update that makes its identities again (sql.SAVE_LEAD_IDENTIFIED), when ``r.ident``.
+_IDENTIFIED = (
+    f", identities_json = CASE WHEN r.ident THEN {_identities_summary('leads.id')}"
+    " ELSE leads.identities_json END"
+)
 
 
 # What a batch adds to a lead's summary (sql._grow), from the row ``r``: least() and
@@ -187,6 +208,14 @@ ARRAYS = {
     " $5::text[], $6::text[], $7::text[], $8::text[])"
     " AS r(traits, trait_times, updated_at, n, f, z, source, id)"
     " WHERE leads.id = ANY($8::text[]) AND leads.id = r.id",
+    SAVE_LEAD_IDENTIFIED: "UPDATE leads SET traits = r.traits, trait_times = r.trait_times,"  # noqa: S608
+    f" updated_at = r.updated_at,{_GROW}{_IDENTIFIED} FROM unnest($1::bytea[], $2::bytea[], $3::text[],"
+    " $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[])"
+    " AS r(traits, trait_times, updated_at, n, f, z, source, id, ident)"
+    " WHERE leads.id = ANY($8::text[]) AND leads.id = r.id",
+    TOUCH_LEAD_IDENTIFIED: f"UPDATE leads SET updated_at = r.updated_at,{_GROW}{_IDENTIFIED}"  # noqa: S608
+    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])"
+    " AS r(updated_at, n, f, z, source, id, ident) WHERE leads.id = ANY($6::text[]) AND leads.id = r.id",
     TOUCH_LEAD: f"UPDATE leads SET updated_at = r.updated_at,{_GROW} FROM unnest($1::text[], $2::bigint[],"  # noqa: S608
     " $3::text[], $4::text[], $5::text[], $6::text[]) AS r(updated_at, n, f, z, source, id)"
     " WHERE leads.id = ANY($6::text[]) AND leads.id = r.id",
