@@ -115,8 +115,33 @@ async def _prefetch_buffers_after_growth(url: str, grow_to: int) -> tuple[int, l
 @pytest.mark.postgres_only
 def test_the_prefetch_finds_fingerprints_by_index_after_the_table_grows(database_url: str) -> None:
     """A store that starts empty must not keep, for good, the plan made for a tiny table
-    (a scan of the whole table per batch: migration 0009)."""
+    (a scan of the whole table per batch: migration 0009_write_plans)."""
     hits, found = asyncio.run(_prefetch_buffers_after_growth(database_url, 20_000))
     assert found == ["d00000003", "d00000007", "d00000011", "d00000015"]
     # By index: two or three pages per key (64 keys). The whole table is some 1,800 pages.
     assert hits < 400, hits
+
+
+async def _seqscan_in_and_after_a_batch(url: str) -> tuple[str, str, str]:
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()
+    conn = await asyncpg.connect(store.dsn, server_settings={"search_path": store.schema or "public"})
+    try:
+        before = await conn.fetchval("SELECT current_setting('enable_seqscan')")
+        async with conn.transaction():
+            await conn.fetch(PREFETCH_SQL, [], [], [], [], [], [], [])
+            during = await conn.fetchval("SELECT current_setting('enable_seqscan')")
+        after = await conn.fetchval("SELECT current_setting('enable_seqscan')")
+        return before, during, after
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres_only
+def test_a_write_batch_plans_its_statements_without_sequential_scans(database_url: str) -> None:
+    """Every statement of a write batch finds its rows by key: after the prefetch (its first
+    statement) sequential scans are off, so the plans the batch's statements keep are by
+    index even when made while the tables were tiny (a scan of every lead, each batch,
+    before migration 0009_write_plans); for that transaction only (SET LOCAL)."""
+    assert asyncio.run(_seqscan_in_and_after_a_batch(database_url)) == ("on", "off", "on")

@@ -8,6 +8,13 @@
 -- are the only plan that makes sense for a handful of keys; planned each time, they get
 -- it as soon as the table is not tiny. The identities and leads lookups stay as they
 -- were (one key of a unique index each: no plan is cheaper at any size).
+--
+-- The same trap held the batch's lead updates (postgres.ARRAYS: ``leads.id = ANY(…)``),
+-- kept on a scan of every lead (live and dead row versions: each batch rewrites its
+-- leads), 3 to 10 ms a batch and growing. Every statement of a write batch finds its
+-- rows by key, so this function, the first statement of each batch's transaction, turns
+-- sequential scans off until that transaction ends (``set_config(…, true)``: SET LOCAL):
+-- the plans the batch's statements keep are made under it, by index.
 CREATE OR REPLACE FUNCTION receiver_prefetch(
     p_locks text[], p_sources text[], p_prints text[], p_ikeys text[], p_since text[],
     p_kinds text[], p_values text[]
@@ -15,6 +22,7 @@ CREATE OR REPLACE FUNCTION receiver_prefetch(
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
+    PERFORM set_config('enable_seqscan', 'off', true);
     PERFORM count(pg_advisory_xact_lock(hashtextextended(lk, 0))) FROM unnest(p_locks) AS lk;
     RETURN QUERY EXECUTE
         'SELECT 0, dl.id, dl.source, dl.fingerprint, dl.idempotency_key, dl.received_at, true,'
