@@ -51,6 +51,8 @@ async def _write(batches: list[list[Any]]) -> list[tuple[Any, ...]]:
                 for kind, value in extra:
                     if (kind, value) in seen:  # one person's (another's would merge leads)
                         continue
+                    if "\x00" in value:  # the edge refuses it (ingest/storable.py)
+                        continue
                     seen.add((kind, value))
                     req.identities[0].append(Identity(kind, value, True))
                 reqs.append(req)
