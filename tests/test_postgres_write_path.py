@@ -12,7 +12,7 @@ import pytest
 from conftest import DB
 from test_writer import request
 
-from receiver.store.postgres import PREFETCH_SQL, PostgresStore
+from receiver.store.postgres import PREFETCH_SQL, PostgresStore, _text_array
 from receiver.writer import Writer
 
 PAIRS = 60
@@ -99,7 +99,8 @@ async def _prefetch_buffers_after_growth(url: str, grow_to: int) -> tuple[int, l
         keys = [f"fp{i}" for i in numbers]
         sources = [f"s{i % 4}" for i in numbers]
         n = len(numbers)
-        args = ([], sources, keys, [None] * n, ["2025-01-01T00:00:00.000Z"] * n, [], [])
+        columns = ([], sources, keys, [None] * n, ["2025-01-01T00:00:00.000Z"] * n, [], [])
+        args = [_text_array(c) for c in columns]
         for _ in range(12):  # past PL/pgSQL's five custom plans: a generic one is kept
             async with conn.transaction():
                 await conn.fetch(PREFETCH_SQL, *args)
@@ -130,7 +131,7 @@ async def _seqscan_in_and_after_a_batch(url: str) -> tuple[str, str, str]:
     try:
         before = await conn.fetchval("SELECT current_setting('enable_seqscan')")
         async with conn.transaction():
-            await conn.fetch(PREFETCH_SQL, [], [], [], [], [], [], [])
+            await conn.fetch(PREFETCH_SQL, *["{}"] * 7)
             during = await conn.fetchval("SELECT current_setting('enable_seqscan')")
         after = await conn.fetchval("SELECT current_setting('enable_seqscan')")
         return before, during, after

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -96,19 +96,16 @@ class PgExecutor:
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         arrays = ARRAYS.get(sql)
         if arrays is not None and rows:
-            await self.conn.execute(arrays, *map(list, zip(*rows, strict=True)))
+            await self.conn.execute(arrays, *_arrays(sql, rows))
         else:
             await self.conn.executemany(pg(sql), rows)
 
     async def together(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         """``sql.Together``: the statements (all of them, those without rows too: one text,
         prepared once) in one round trip, an array per column."""
-        args: list[Any] = []
+        args: list[str] = []
         for sql, rows in statements:
-            if rows:
-                args += map(list, zip(*rows, strict=True))
-            else:
-                args += [[]] * _COLUMNS[sql]
+            args += _arrays(sql, rows)
         await self.conn.execute(_together(tuple(sql for sql, _ in statements)), *args)
 
     def lower_text(self, column: str, blob: bool) -> str:
@@ -230,6 +227,83 @@ ARRAYS = {
 _COLUMNS = {sql: max(int(n) for n in re.findall(r"\$(\d+)", text)) for sql, text in ARRAYS.items()}
 
 
+# Each array goes to the server as one text, in PostgreSQL's array syntax, cast there
+# (``$1::text::bytea[]``): asyncpg encodes a Python list element by element, asking of
+# each (through ``collections.abc``, some 0.5 µs a time) whether it is itself a
+# sequence, 80 times a delivery; a column of plain text is one ``join`` here.
+def _element_types(text: str) -> list[str]:
+    """The element type of each parameter ``$n::type[]`` of ``text``, in order."""
+    found = {int(n): t for n, t in re.findall(r"\$(\d+)::(\w+)\[\]", text)}
+    return [found[n] for n in range(1, max(found) + 1)]
+
+
+def _as_text(text: str) -> str:
+    return re.sub(r"\$(\d+)::(\w+)\[\]", r"$\1::text::\2[]", text)
+
+
+_TYPES = {sql: _element_types(text) for sql, text in ARRAYS.items()}
+ARRAYS = {sql: _as_text(text) for sql, text in ARRAYS.items()}
+
+
+def _quoted(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"text expected, not {type(value).__name__}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _text_array(column: Sequence[Any]) -> str:
+    """``column`` (str or None) as a ``text[]`` literal: each quoted, backslash and quote
+    escaped; NULL for None."""
+    if None not in column:
+        try:
+            joined = "\x00".join(column)  # a separator PostgreSQL's text never holds (counted)
+        except TypeError:
+            joined = "\\"  # not all str: element by element (which says which)
+        if "\\" not in joined and '"' not in joined and joined.count("\x00") == len(column) - 1:
+            return '{"' + joined.replace("\x00", '","') + '"}' if column else "{}"
+    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in column) + "}"
+
+
+def _bytea(value: Any) -> str:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"bytes expected, not {type(value).__name__}")
+    return '"\\\\x' + value.hex() + '"'
+
+
+def _bytea_array(column: Sequence[Any]) -> str:
+    return "{" + ",".join("NULL" if v is None else _bytea(v) for v in column) + "}"
+
+
+def _number(value: Any) -> str:
+    if type(value) is not int:
+        raise TypeError(f"int expected, not {type(value).__name__}")
+    return str(value)
+
+
+def _bigint_array(column: Sequence[Any]) -> str:
+    return "{" + ",".join("NULL" if v is None else _number(v) for v in column) + "}"
+
+
+def _bool_array(column: Sequence[Any]) -> str:
+    return "{" + ",".join("NULL" if v is None else "t" if v else "f" for v in column) + "}"
+
+
+_LITERAL: dict[str, Callable[[Sequence[Any]], str]] = {
+    "text": _text_array,
+    "bytea": _bytea_array,
+    "bigint": _bigint_array,
+    "bool": _bool_array,
+}
+
+
+def _arrays(sql: str, rows: list[tuple[Any, ...]]) -> list[str]:
+    """The parameters of ``ARRAYS[sql]`` for ``rows``: a literal per column."""
+    types = _TYPES[sql]
+    if not rows:
+        return ["{}"] * len(types)
+    return [_LITERAL[t](c) for t, c in zip(types, zip(*rows, strict=True), strict=True)]
+
+
 @lru_cache(maxsize=64)
 def _together(statements: tuple[str, ...]) -> str:
     """The ARRAYS statements as one, each a data-modifying CTE: PostgreSQL runs each to
@@ -304,7 +378,8 @@ class PgTransactions:
         stored = DedupKeys()
         leads: set[str] = set()
         locks, self._unlocked = self._unlocked, []
-        for r in await conn.fetch(PREFETCH_SQL, locks, sources, prints, ikeys, since, kinds, values):
+        columns: list[Sequence[Any]] = [locks, sources, prints, ikeys, since, kinds, values]
+        for r in await conn.fetch(PREFETCH_SQL, *[_text_array(c) for c in columns]):
             t = r["t"]
             if t == 0:  # a stored delivery a dedup key names
                 if r["flag"]:
@@ -340,8 +415,11 @@ class PgTransactions:
 
 
 LOCK_SQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k"
-# The batch's locks (as LOCK_SQL), then what it will look up (migration 0008_prefetch).
-PREFETCH_SQL = "SELECT * FROM receiver_prefetch(" + ", ".join(f"${i}::text[]" for i in range(1, 8)) + ")"  # noqa: S608 (numbers)
+# The batch's locks (as LOCK_SQL), then what it will look up (migration 0008_prefetch);
+# each array as one text (``_text_array``).
+PREFETCH_SQL = (
+    "SELECT * FROM receiver_prefetch(" + ", ".join(f"${i}::text::text[]" for i in range(1, 8)) + ")"  # noqa: S608 (numbers)
+)
 # The leads a batch's leads were merged into.
 LEADS_SQL = (
     "SELECT id, merged_into, traits, trait_times FROM leads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
