@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -42,8 +42,10 @@ from .sql import (
     INSERT_LEAD,
     INSERT_MESSAGE,
     SAVE_LEAD,
+    SAVE_LEAD_IDENTIFIED,
     SUMMARIZE_LEAD,
     TOUCH_LEAD,
+    TOUCH_LEAD_IDENTIFIED,
     DedupKeys,
     Executor,
     LeadCache,
@@ -75,6 +77,10 @@ def pg(sql: str) -> str:
 class PgExecutor:
     """``sql.Executor`` on one asyncpg connection (or, for reads, on the pool)."""
 
+    summarizes_identities = True
+    """A lead's new identities go into its summary in its own update
+    (sql.SAVE_LEAD_IDENTIFIED), not in a statement after it."""
+
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
@@ -90,7 +96,7 @@ class PgExecutor:
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         arrays = ARRAYS.get(sql)
         if arrays is not None and rows:
-            await self.conn.execute(arrays, *map(list, zip(*rows, strict=True)))
+            await self.conn.execute(arrays, *_arrays(sql, rows))
         else:
             await self.conn.executemany(pg(sql), rows)
 
@@ -99,10 +105,7 @@ class PgExecutor:
         prepared once) in one round trip, an array per column."""
         args: list[Any] = []
         for sql, rows in statements:
-            if rows:
-                args += map(list, zip(*rows, strict=True))
-            else:
-                args += [[]] * _COLUMNS[sql]
+            args += _arrays(sql, rows)
         await self.conn.execute(_together(tuple(sql for sql, _ in statements)), *args)
 
     def lower_text(self, column: str, blob: bool) -> str:
@@ -138,15 +141,30 @@ _SOURCES_SUMMARY = (
     "min(first_seen_at) AS f, max(last_seen_at) AS z, coalesce(sum(events), 0) AS n,"
     f" {_SOURCES_LIST} AS sources"
 )
-def _set_summary(lead: str) -> str:
-    """The SET clauses of a lead's summary from ``s`` (``_SOURCES_SUMMARY``), and its
-    identities while it has at most ``IDENTITIES_ON_ROW``."""
+def _identities_summary(lead: str) -> str:
+    """A lead's identities_json from its identities rows, while it has at most
+    ``IDENTITIES_ON_ROW``."""
     return (
-        "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources,"  # noqa: S608
-        " identities_json = CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM identities"
+        "CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM identities"  # noqa: S608
         f" WHERE lead_id = {lead} LIMIT {IDENTITIES_ON_ROW + 1}) x) > {IDENTITIES_ON_ROW} THEN NULL"
         f" ELSE {POSTGRES_IDENTITIES_JSON.format(lead=lead)} END"
     )
+
+
+def _set_summary(lead: str) -> str:
+    """The SET clauses of a lead's summary from ``s`` (``_SOURCES_SUMMARY``), and its
+    identities (``_identities_summary``)."""
+    return (
+        "first_seen_at = s.f, last_seen_at = s.z, event_count = s.n, sources_json = s.sources,"
+        f" identities_json = {_identities_summary(lead)}"
+    )
+
+
+# A lead's update that makes its identities again (sql.SAVE_LEAD_IDENTIFIED), when ``r.ident``.
+_IDENTIFIED = (
+    f", identities_json = CASE WHEN r.ident THEN {_identities_summary('leads.id')}"
+    " ELSE leads.identities_json END"
+)
 
 
 # What a batch adds to a lead's summary (sql._grow), from the row ``r``: least() and
@@ -187,6 +205,14 @@ ARRAYS = {
     " $5::text[], $6::text[], $7::text[], $8::text[])"
     " AS r(traits, trait_times, updated_at, n, f, z, source, id)"
     " WHERE leads.id = ANY($8::text[]) AND leads.id = r.id",
+    SAVE_LEAD_IDENTIFIED: "UPDATE leads SET traits = r.traits, trait_times = r.trait_times,"  # noqa: S608
+    f" updated_at = r.updated_at,{_GROW}{_IDENTIFIED} FROM unnest($1::bytea[], $2::bytea[], $3::text[],"
+    " $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[])"
+    " AS r(traits, trait_times, updated_at, n, f, z, source, id, ident)"
+    " WHERE leads.id = ANY($8::text[]) AND leads.id = r.id",
+    TOUCH_LEAD_IDENTIFIED: f"UPDATE leads SET updated_at = r.updated_at,{_GROW}{_IDENTIFIED}"  # noqa: S608
+    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])"
+    " AS r(updated_at, n, f, z, source, id, ident) WHERE leads.id = ANY($6::text[]) AND leads.id = r.id",
     TOUCH_LEAD: f"UPDATE leads SET updated_at = r.updated_at,{_GROW} FROM unnest($1::text[], $2::bigint[],"  # noqa: S608
     " $3::text[], $4::text[], $5::text[], $6::text[]) AS r(updated_at, n, f, z, source, id)"
     " WHERE leads.id = ANY($6::text[]) AND leads.id = r.id",
@@ -199,6 +225,77 @@ ARRAYS = {
 
 # How many arrays each statement of ARRAYS takes.
 _COLUMNS = {sql: max(int(n) for n in re.findall(r"\$(\d+)", text)) for sql, text in ARRAYS.items()}
+
+
+# Each array goes to the server as one text, in PostgreSQL's array syntax, cast there
+# (``$1::text::text[]``): asyncpg encodes a Python list element by element, asking of
+# each (through ``collections.abc``, some 0.5 µs a time) whether it is itself a
+# sequence, 80 times a delivery; a column of plain text is one ``join`` here.
+def _element_types(text: str) -> list[str]:
+    """The element type of each parameter ``$n::type[]`` of ``text``, in order."""
+    found = {int(n): t for n, t in re.findall(r"\$(\d+)::(\w+)\[\]", text)}
+    return [found[n] for n in range(1, max(found) + 1)]
+
+
+def _as_text(text: str) -> str:
+    """Every array parameter but bytea's as one text: a literal of bytes is hex, twice
+    their length, that the server reads character by character (more of its CPU than
+    the checks save); bytea's few columns (bodies, traits) stay lists."""
+    return re.sub(r"\$(\d+)::(text|bigint|bool)\[\]", r"$\1::text::\2[]", text)
+
+
+_TYPES = {sql: _element_types(text) for sql, text in ARRAYS.items()}
+ARRAYS = {sql: _as_text(text) for sql, text in ARRAYS.items()}
+
+
+def _quoted(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"text expected, not {type(value).__name__}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _text_array(column: Sequence[Any]) -> str:
+    """``column`` (str or None) as a ``text[]`` literal: each quoted, backslash and quote
+    escaped; NULL for None."""
+    if None not in column:
+        try:
+            joined = "\x00".join(column)  # a separator PostgreSQL's text never holds (counted)
+        except TypeError:
+            joined = "\\"  # not all str: element by element (which says which)
+        if "\\" not in joined and '"' not in joined and joined.count("\x00") == len(column) - 1:
+            return '{"' + joined.replace("\x00", '","') + '"}' if column else "{}"
+    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in column) + "}"
+
+
+def _number(value: Any) -> str:
+    if type(value) is not int:
+        raise TypeError(f"int expected, not {type(value).__name__}")
+    return str(value)
+
+
+def _bigint_array(column: Sequence[Any]) -> str:
+    return "{" + ",".join("NULL" if v is None else _number(v) for v in column) + "}"
+
+
+def _bool_array(column: Sequence[Any]) -> str:
+    return "{" + ",".join("NULL" if v is None else "t" if v else "f" for v in column) + "}"
+
+
+_LITERAL: dict[str, Callable[[Sequence[Any]], Any]] = {
+    "text": _text_array,
+    "bytea": list,  # as asyncpg encodes it (see _as_text)
+    "bigint": _bigint_array,
+    "bool": _bool_array,
+}
+
+
+def _arrays(sql: str, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """The parameters of ``ARRAYS[sql]`` for ``rows``: a literal per column (a list for
+    bytea)."""
+    types = _TYPES[sql]
+    if not rows:
+        return [[] if t == "bytea" else "{}" for t in types]
+    return [_LITERAL[t](c) for t, c in zip(types, zip(*rows, strict=True), strict=True)]
 
 
 @lru_cache(maxsize=64)
@@ -275,7 +372,8 @@ class PgTransactions:
         stored = DedupKeys()
         leads: set[str] = set()
         locks, self._unlocked = self._unlocked, []
-        for r in await conn.fetch(PREFETCH_SQL, locks, sources, prints, ikeys, since, kinds, values):
+        columns: list[Sequence[Any]] = [locks, sources, prints, ikeys, since, kinds, values]
+        for r in await conn.fetch(PREFETCH_SQL, *[_text_array(c) for c in columns]):
             t = r["t"]
             if t == 0:  # a stored delivery a dedup key names
                 if r["flag"]:
@@ -311,8 +409,11 @@ class PgTransactions:
 
 
 LOCK_SQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k"
-# The batch's locks (as LOCK_SQL), then what it will look up (migration 0008_prefetch).
-PREFETCH_SQL = "SELECT * FROM receiver_prefetch(" + ", ".join(f"${i}::text[]" for i in range(1, 8)) + ")"  # noqa: S608 (numbers)
+# The batch's locks (as LOCK_SQL), then what it will look up (migration 0008_prefetch);
+# each array as one text (``_text_array``).
+PREFETCH_SQL = (
+    "SELECT * FROM receiver_prefetch(" + ", ".join(f"${i}::text::text[]" for i in range(1, 8)) + ")"  # noqa: S608 (numbers)
+)
 # The leads a batch's leads were merged into.
 LEADS_SQL = (
     "SELECT id, merged_into, traits, trait_times FROM leads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"

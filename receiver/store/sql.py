@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -289,6 +290,23 @@ INSERT_LEAD_APPENDING = (  # a new lead's list of identities is empty, not yet t
 )
 NO_APPEND = (None, 0, None, None)
 
+# PostgreSQL's way (``Pending.identified``): the update of a lead with new identities makes
+# its list again from the rows, as SUMMARIZE_LEAD does, in the same statement (the last
+# parameter says whether to); the lead's sources, times and count grow as above. One
+# statement and one row version per lead instead of two. SQLite's words, as the spec;
+# PostgreSQL's executor sends its own text of each (postgres.ARRAYS).
+SAVE_LEAD_IDENTIFIED = (
+    "UPDATE leads SET traits = ?1, trait_times = ?2, updated_at = ?3,"  # noqa: S608
+    f"{_grow(4)}, identities_json = CASE WHEN ?9 THEN {_IDENTITIES_SUMMARY} ELSE identities_json END"
+    " WHERE id = ?8"
+)
+TOUCH_LEAD_IDENTIFIED = (
+    f"UPDATE leads SET updated_at = ?1,{_grow(2)},"  # noqa: S608
+    f" identities_json = CASE WHEN ?7 THEN {_IDENTITIES_SUMMARY} ELSE identities_json END WHERE id = ?6"
+)
+IDENTIFIED = (True,)
+NOT_IDENTIFIED = (False,)
+
 
 def _plain(text: str) -> bool:
     """Whether JSON writes ``text`` as itself between quotes (no escape)."""
@@ -305,6 +323,12 @@ def _appended(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     if not _plain("".join(r[0] + r[1] + r[2] for r in rows)):
         return None
     return (",".join(parts), len(rows), rows[0][5], rows[0][0])
+
+
+def _identified(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """PostgreSQL's parameters of a lead with new identities: make its list again (the
+    rows are read there, any text)."""
+    return IDENTIFIED
 
 
 class DedupKeys:
@@ -373,7 +397,8 @@ class Pending:
     async def flush(self, x: Executor, cache: LeadCache) -> None:
         added = lead_sources(self.events, self.identities)
         appends = getattr(x, "appends_identities", False)
-        appended = self.appended() if appends else {}
+        identified = getattr(x, "summarizes_identities", False)
+        appended = self.appended(_appended) if appends else self.appended(_identified) if identified else {}
         grown = self.growth(added, appended)
         # In the order the foreign keys need: a delivery before its events and keys.
         await many_together(
@@ -406,6 +431,18 @@ class Pending:
                 for lead_id, at in self.touched.items()
             ]
             statements = [(SAVE_LEAD_APPENDING, saved), (TOUCH_LEAD_APPENDING, touched)]
+        elif identified:
+            for lead_id, at in self.saved.items():
+                traits = cache.traits[lead_id]
+                saved.append(
+                    (_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id,
+                     *appended.get(lead_id, NOT_IDENTIFIED))
+                )  # fmt: skip
+            touched = [
+                (at, *grown.pop(lead_id, NO_GROWTH), lead_id, *appended.get(lead_id, NOT_IDENTIFIED))
+                for lead_id, at in self.touched.items()
+            ]
+            statements = [(SAVE_LEAD_IDENTIFIED, saved), (TOUCH_LEAD_IDENTIFIED, touched)]
         else:
             for lead_id, at in self.saved.items():
                 traits = cache.traits[lead_id]
@@ -421,10 +458,13 @@ class Pending:
             await x.many(SUMMARIZE_LEAD, [(lead_id,) for lead_id in sorted(self.summarize)])
             self.summarize.clear()
 
-    def appended(self) -> dict[str, tuple[Any, ...]]:
-        """The ``_append`` parameters of each lead with new identities whose update can
-        append them (saved or touched, not to be summarized again, plain text); the
-        others go to ``summarize``."""
+    def appended(
+        self, params: Callable[[list[tuple[Any, ...]]], tuple[Any, ...] | None]
+    ) -> dict[str, tuple[Any, ...]]:
+        """The parameters (``params`` of its new ``INSERT_IDENTITY`` rows: ``_appended``,
+        or PostgreSQL's ``_identified``) of each lead with new identities whose update can
+        take them in (saved or touched, not to be summarized again, and ``params`` not
+        None); the others go to ``summarize``."""
         new: dict[str, list[tuple[Any, ...]]] = {}
         for row in self.identities:
             if row[4] is not None:
@@ -434,11 +474,11 @@ class Pending:
             if lead_id in self.summarize or (lead_id not in self.saved and lead_id not in self.touched):
                 self.summarize.add(lead_id)
                 continue
-            params = _appended(rows)
-            if params is None:
+            found = params(rows)
+            if found is None:
                 self.summarize.add(lead_id)
             else:
-                out[lead_id] = params
+                out[lead_id] = found
         return out
 
     def growth(
