@@ -170,3 +170,29 @@ def test_one_step_fields_agree_with_the_interpreter(
         doc["o"] = person
     generated, reference = one_step
     assert _outcome(generated, doc, {}, "/") == _outcome(reference, doc, {}, "/")
+
+
+KEYS = st.sampled_from(["a", "b", "c", "*", "0", "d"])
+TREES = st.recursive(
+    st.just(True), lambda inner: st.dictionaries(KEYS, inner, min_size=1, max_size=4), max_leaves=10
+).filter(lambda t: t is not True)
+NODES = st.recursive(
+    st.sampled_from([1, "x", "", None, 2.5, True]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(tree=TREES, nodes=st.lists(NODES, min_size=1, max_size=4))
+def test_the_generated_pruner_agrees_with_prune(tree: Any, nodes: list[Any]) -> None:
+    """``extra.pruner(tree)`` (loops, no comprehension made per object) is
+    ``prune(node, tree)``: the same result, key order and ``None`` placeholders included."""
+    from receiver.mapping.extra import GONE, prune, pruner
+
+    fn = pruner(tree)
+    for node in nodes:
+        want, got = prune(node, tree), fn(node)
+        assert (want is GONE) == (got is GONE)
+        if want is not GONE:
+            assert msgspec.json.encode(got) == msgspec.json.encode(want)
