@@ -43,7 +43,7 @@ def printable(text: str) -> str:
 def query_names(query: bytes) -> str:
     if not query:
         return "[]"
-    if b"&" not in query:  # one parameter (the usual ``?token=…``)
+    if query.find(b"&") < 0:  # one parameter (the usual ``?token=…``)
         name = query.partition(b"=")[0]
         return f"[{name.decode('ascii')}]" if _NAME.fullmatch(name) else "[?]"
     names = {p.partition(b"=")[0] for p in query.split(b"&") if p}

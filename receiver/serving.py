@@ -60,6 +60,21 @@ class _HeadersTooLarge(Exception):
     pass
 
 
+#: Answer header names and values found valid by uvicorn's checks (two regular expression
+#: searches per header, on every answer): the same few come with every answer. Only
+#: ``bytes`` (hashable, immutable) of at most ``_MAX_VALID_LENGTH`` bytes, at most
+#: ``_MAX_VALID`` of each (the first seen): a few hundred kilobytes at worst.
+_VALID_NAMES: set[bytes] = set()
+_VALID_VALUES: set[bytes] = set()
+_MAX_VALID = 512
+_MAX_VALID_LENGTH = 256
+
+
+def _remember(valid: set[bytes], item: bytes) -> None:
+    if item.__class__ is bytes and len(item) <= _MAX_VALID_LENGTH and len(valid) < _MAX_VALID:
+        valid.add(item)
+
+
 def _raw_problem(status: int, reason: str, detail: str) -> bytes:
     body = msgspec.json.encode(
         {
@@ -133,10 +148,15 @@ class _Cycle(RequestResponseCycle):
             content = [STATUS_LINE[status_code]]
             has_connection_close = False
             for name, value in headers:
-                if HEADER_RE.search(name):
-                    raise RuntimeError("Invalid HTTP header name.")
-                if HEADER_VALUE_RE.search(value):
-                    raise RuntimeError("Invalid HTTP header value.")
+                # uvicorn's checks, each name and value searched once (then remembered).
+                if name.__class__ is not bytes or name not in _VALID_NAMES:
+                    if HEADER_RE.search(name):
+                        raise RuntimeError("Invalid HTTP header name.")
+                    _remember(_VALID_NAMES, name)
+                if value.__class__ is not bytes or value not in _VALID_VALUES:
+                    if HEADER_VALUE_RE.search(value):
+                        raise RuntimeError("Invalid HTTP header value.")
+                    _remember(_VALID_VALUES, value)
                 name = name.lower()
                 if name == b"content-length" and self.chunked_encoding is None:
                     self.expected_content_length = int(value.decode())

@@ -279,14 +279,34 @@ class _Code:
             or node.default is not None
             or node.required
             or len(node.sources) != 1
-            or not all(step.name in _INLINE_TEXT for step in node.steps)
         ):
+            return None
+        one_call = len(node.steps) == 1 and node.steps[0].name not in _INLINE_TEXT
+        if not one_call and not all(step.name in _INLINE_TEXT for step in node.steps):
             return None
         read = self.read(scope, node.sources[0], v)
         if len(read) != 2 or read[1] != f"if {v} == '': {v} = None":
             return None  # not a plain member read (a header, an array index)
         put = f"{target}[{last!r}] = {v}"
         lines = [read[0], f"if {v} is not None and {v} != '':"]
+        if one_call:
+            # One transform (``string``, ``number``, ``date``…): a value it returns as is
+            # is put at once; what it fails on is reported and left out (there is no
+            # default to fall back to), what it makes absent ("" or None) is left out.
+            step = node.steps[0]
+            call = [
+                "try:",
+                f"    {v} = {self.const(step.fn, 'S')}({v}, {scope.node}, ctx)",
+                "except TransformError as e:",
+                f"    ctx.error({self.where(scope, node.sources[0])}, str(e))",
+                "else:",
+                f"    if {v} is not None and {v} != '': {put}",
+            ]
+            unchanged = _UNCHANGED.get(step.name)
+            if unchanged is None:
+                return [*lines, *_indent(call)]
+            test = unchanged.format(v=v)
+            return [*lines, f"    if {test}:", f"        {put}", "    else:", *_indent(call, 2)]
         if not node.steps:
             return [*lines, f"    {put}"]
         # The steps change text only; "trim" alone can make it "" (then it is absent).

@@ -130,8 +130,10 @@ def _prune_lines(tree: Any, node: str, result: str, env: dict[str, Any], names: 
         lines += [
             f"    if {node}.keys() <= W{n}:",
             f"        {result} = GONE",
-            "    else:",
-            f"        {result} = {{{k}: {v} for {k}, {v} in {node}.items() if {k} not in W{n}}}",
+            "    else:",  # a loop, not a comprehension: no function made and called
+            f"        {result} = {{}}",
+            f"        for {k}, {v} in {node}.items():",
+            f"            if {k} not in W{n}: {result}[{k}] = {v}",
         ]
         return lines + _prune_array(tree, node, result, env, names)
     body: list[str] = []
@@ -169,19 +171,23 @@ def _prune_array(tree: Any, node: str, result: str, env: dict[str, Any], names: 
     if star is None:
         lines.append(f"    {result} = {node}")
     else:
-        el, acc, y = f"e{n}", f"a{n}", f"y{n}"
+        el, acc, y, kept = f"e{n}", f"a{n}", f"y{n}", f"kept{n}"
+        # An element left with nothing is None in what is kept (the others keep their
+        # indexes); nothing is kept when no element has anything left.
         lines += [
             f"    if not {node}:",
             f"        {result} = GONE",  # an empty array the mapping reads item by item is read
             "    else:",
             f"        {acc} = []",
+            f"        {kept} = False",
             f"        for {el} in {node}:",
             *_indent(_indent(_indent(_prune_lines(star, el, y, env, names)))),
-            f"            {acc}.append({y})",
-            f"        if all({y} is GONE for {y} in {acc}):",
-            f"            {result} = GONE",
-            "        else:",
-            f"            {result} = [None if {y} is GONE else {y} for {y} in {acc}]",
+            f"            if {y} is GONE:",
+            f"                {acc}.append(None)",
+            "            else:",
+            f"                {acc}.append({y})",
+            f"                {kept} = True",
+            f"        {result} = {acc} if {kept} else GONE",
         ]
     lines += ["else:", f"    {result} = {node}"]
     return lines
