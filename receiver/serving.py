@@ -61,9 +61,11 @@ class _HeadersTooLarge(Exception):
 
 
 #: Answer header names and values found valid by uvicorn's checks (two regular expression
-#: searches per header, on every answer): the same few come with every answer. Only
-#: ``bytes`` (hashable, immutable) of at most ``_MAX_VALID_LENGTH`` bytes, at most
-#: ``_MAX_VALID`` of each (the first seen): a few hundred kilobytes at worst.
+#: searches per header, on every answer): mostly the same few come with every answer.
+#: Only ``bytes`` (hashable, immutable) of at most ``_MAX_VALID_LENGTH`` bytes, at most
+#: ``_MAX_VALID`` of each: a few hundred kilobytes at worst. Some values change (the
+#: ``date`` of each second, lengths), so a full set is emptied and fills again with
+#: what answers carry now, rather than keeping the first ones seen for good.
 _VALID_NAMES: set[bytes] = set()
 _VALID_VALUES: set[bytes] = set()
 _MAX_VALID = 512
@@ -71,7 +73,9 @@ _MAX_VALID_LENGTH = 256
 
 
 def _remember(valid: set[bytes], item: bytes) -> None:
-    if item.__class__ is bytes and len(item) <= _MAX_VALID_LENGTH and len(valid) < _MAX_VALID:
+    if item.__class__ is bytes and len(item) <= _MAX_VALID_LENGTH:
+        if len(valid) >= _MAX_VALID:
+            valid.clear()
         valid.add(item)
 
 

@@ -51,6 +51,6 @@ def test_every_column_reads_back_as_it_was(backend: str, columns: dict[str, list
 def test_a_value_of_the_wrong_type_is_a_type_error(backend: str) -> None:
     """As asyncpg's own encoding says it (a bad delivery: its batch is written again one
     delivery at a time, sql.write_batch)."""
-    for kind, bad in (("text", ["a", 1]), ("bigint", ["1"])):
+    for kind, bad in (("text", ["a", 1]), ("bigint", ["1"]), ("bool", ["false"]), ("bool", [1])):
         with pytest.raises(TypeError):
             _LITERAL[kind](bad)

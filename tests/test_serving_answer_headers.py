@@ -69,3 +69,17 @@ def test_invalid_answer_headers_are_refused_every_time_valid_ones_pass(url: str)
     assert seen == [200, "closed", "closed", "closed"] * 3
     r = httpx.get(url + "/ok")
     assert r.headers["x-answer"] == "fine" and r.text == "ok"
+
+
+def test_the_remembered_values_stay_bounded_and_follow_what_answers_carry_now() -> None:
+    """A value that changes (the ``date`` of each second, a length) fills the set; a full
+    set is emptied, so what answers carry now is remembered again, never more than the
+    bound, and never a value too long or not bytes."""
+    valid: set[bytes] = set()
+    for n in range(3 * serving._MAX_VALID + 7):
+        serving._remember(valid, b"Sun, 29 Nov 2026 11:%02d:%02d GMT" % divmod(n, 60))
+        assert len(valid) <= serving._MAX_VALID
+    assert b"Sun, 29 Nov 2026 11:%02d:%02d GMT" % divmod(3 * serving._MAX_VALID + 6, 60) in valid
+    serving._remember(valid, b"x" * (serving._MAX_VALID_LENGTH + 1))
+    serving._remember(valid, bytearray(b"mutable"))  # type: ignore[arg-type]
+    assert b"x" * (serving._MAX_VALID_LENGTH + 1) not in valid and b"mutable" not in valid

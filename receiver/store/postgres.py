@@ -161,6 +161,11 @@ def _set_summary(lead: str) -> str:
 
 
 # A lead's update that makes its identities again (sql.SAVE_LEAD_IDENTIFIED), when ``r.ident``.
+# Its subquery reads ``identities`` as of the statement's start, not as of the lead row's
+# lock: right only because every lead a batch updates was locked (FOR UPDATE, in
+# ``receiver_prefetch`` or ``PgLeadRepo.load``) or made by this transaction before it,
+# so no other writer can add an identity to it meanwhile. A path that updates a lead
+# without locking it first must summarize it in a statement of its own.
 _IDENTIFIED = (
     f", identities_json = CASE WHEN r.ident THEN {_identities_summary('leads.id')}"
     " ELSE leads.identities_json END"
@@ -277,8 +282,17 @@ def _bigint_array(column: Sequence[Any]) -> str:
     return "{" + ",".join("NULL" if v is None else _number(v) for v in column) + "}"
 
 
+_BOOL = {True: "t", False: "f", None: "NULL"}
+
+
+def _bool(value: Any) -> str:
+    if type(value) is not bool and value is not None:
+        raise TypeError(f"bool expected, not {type(value).__name__}")
+    return _BOOL[value]
+
+
 def _bool_array(column: Sequence[Any]) -> str:
-    return "{" + ",".join("NULL" if v is None else "t" if v else "f" for v in column) + "}"
+    return "{" + ",".join(map(_bool, column)) + "}"
 
 
 _LITERAL: dict[str, Callable[[Sequence[Any]], Any]] = {
