@@ -417,32 +417,26 @@ class Pending:
             rows.clear()
         saved = []
         touched: list[tuple[Any, ...]]
-        if appends:
+        if appends or identified:
+            # A lead summarized again whole after this statement needs no identities in it.
             for lead_id in self.summarize:
-                appended.pop(lead_id, None)  # summarized again whole
+                appended.pop(lead_id, None)
+            absent = NO_APPEND if appends else NOT_IDENTIFIED
             for lead_id, at in self.saved.items():
                 traits = cache.traits[lead_id]
                 saved.append(
                     (_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id,
-                     *appended.get(lead_id, NO_APPEND))
+                     *appended.get(lead_id, absent))
                 )  # fmt: skip
             touched = [
-                (at, *grown.pop(lead_id, NO_GROWTH), lead_id, *appended.get(lead_id, NO_APPEND))
+                (at, *grown.pop(lead_id, NO_GROWTH), lead_id, *appended.get(lead_id, absent))
                 for lead_id, at in self.touched.items()
             ]
-            statements = [(SAVE_LEAD_APPENDING, saved), (TOUCH_LEAD_APPENDING, touched)]
-        elif identified:
-            for lead_id, at in self.saved.items():
-                traits = cache.traits[lead_id]
-                saved.append(
-                    (_enc(traits[0]), _enc(traits[1]), at, *grown.pop(lead_id, NO_GROWTH), lead_id,
-                     *appended.get(lead_id, NOT_IDENTIFIED))
-                )  # fmt: skip
-            touched = [
-                (at, *grown.pop(lead_id, NO_GROWTH), lead_id, *appended.get(lead_id, NOT_IDENTIFIED))
-                for lead_id, at in self.touched.items()
-            ]
-            statements = [(SAVE_LEAD_IDENTIFIED, saved), (TOUCH_LEAD_IDENTIFIED, touched)]
+            statements = (
+                [(SAVE_LEAD_APPENDING, saved), (TOUCH_LEAD_APPENDING, touched)]
+                if appends
+                else [(SAVE_LEAD_IDENTIFIED, saved), (TOUCH_LEAD_IDENTIFIED, touched)]
+            )
         else:
             for lead_id, at in self.saved.items():
                 traits = cache.traits[lead_id]
