@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,27 +47,35 @@ delivery = st.tuples(
 )
 
 
+def requests(batches: list[list[Any]], *, refuse_nul: bool = False) -> Iterator[list[Any]]:
+    """Each batch of ``delivery`` tuples as write requests, one per delivery.
+
+    An identity names one person: a value already given to someone is skipped (it would
+    merge leads, which summarizes them whole anyway). ``refuse_nul`` drops values with a
+    NUL, which the edge refuses (ingest/storable.py) and PostgreSQL text cannot hold."""
+    seen: set[tuple[str, str]] = set()
+    for batch in batches:
+        reqs = []
+        for person, source, at, extra in batch:
+            req = request(email=f"p{person}@example.com")
+            req.delivery.source = req.events[0].source = source
+            req.delivery.received_at = req.events[0].received_at = at
+            req.events[0].occurred_at = at
+            for kind, value in extra:
+                if (kind, value) in seen or (refuse_nul and "\x00" in value):
+                    continue
+                seen.add((kind, value))
+                req.identities[0].append(Identity(kind, value, True))
+            reqs.append(req)
+        yield reqs
+
+
 def write(path: Path, batches: list[list[Any]]) -> list[tuple[Any, ...]]:
     async def run() -> list[tuple[Any, ...]]:
         store = SQLiteStore(path)
         await store.open()
         try:
-            seen: set[tuple[str, str]] = set()
-            for batch in batches:
-                reqs = []
-                for person, source, at, extra in batch:
-                    req = request(email=f"p{person}@example.com")
-                    req.delivery.source = req.events[0].source = source
-                    req.delivery.received_at = req.events[0].received_at = at
-                    req.events[0].occurred_at = at
-                    for kind, value in extra:
-                        # An identity names one person: a value seen for another is skipped
-                        # (it would merge leads, which summarizes them whole anyway).
-                        if (kind, value) in seen:
-                            continue
-                        seen.add((kind, value))
-                        req.identities[0].append(Identity(kind, value, True))
-                    reqs.append(req)
+            for reqs in requests(batches):
                 results = await store._run(store._write_batch_sync, reqs)
                 assert not any(isinstance(r, Exception) for r in results), results
             conn = store._writer()

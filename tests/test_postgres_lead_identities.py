@@ -16,10 +16,8 @@ import pytest
 from conftest import PG_URL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_lead_identities_append import TIMES, delivery
-from test_writer import request
+from test_lead_identities_append import TIMES, delivery, requests
 
-from receiver.events import Identity
 from receiver.store import postgres
 from receiver.store.postgres import _SOURCES_SUMMARY, PostgresStore, _identities_summary
 from receiver.store.sql import IDENTITIES_ON_ROW, SUMMARIZE_LEAD
@@ -40,22 +38,7 @@ async def _write(batches: list[list[Any]]) -> list[tuple[Any, ...]]:
     store = PostgresStore(f"{PG_URL}?schema={schema}")
     await store.open()
     try:
-        seen: set[tuple[str, str]] = set()
-        for batch in batches:
-            reqs = []
-            for person, source, at, extra in batch:
-                req = request(email=f"p{person}@example.com")
-                req.delivery.source = req.events[0].source = source
-                req.delivery.received_at = req.events[0].received_at = at
-                req.events[0].occurred_at = at
-                for kind, value in extra:
-                    if (kind, value) in seen:  # one person's (another's would merge leads)
-                        continue
-                    if "\x00" in value:  # the edge refuses it (ingest/storable.py)
-                        continue
-                    seen.add((kind, value))
-                    req.identities[0].append(Identity(kind, value, True))
-                reqs.append(req)
+        for reqs in requests(batches, refuse_nul=True):
             results = await store.write_batch(reqs)
             assert not any(isinstance(r, Exception) for r in results), results
         conn = await asyncpg.connect(store.dsn, server_settings={"search_path": schema})
