@@ -1,4 +1,5 @@
-"""Lead reads in-process: server-side cost of pages of 1,000 leads and of the lead exports.
+"""Reads in-process: server-side cost of pages of 1,000 leads and of the lead exports
+(``--events``: of the event exports too).
 
     .venv/bin/python bench/lead_reads.py --sqlite DIR/receiver.db
     .venv/bin/python bench/lead_reads.py --postgres 'postgresql://127.0.0.1:5432/test?schema=S'
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from receiver.read.export import FORMATS
 from receiver.responses import JSONResponse
-from receiver.store.base import LeadQuery
+from receiver.store.base import EventQuery, LeadQuery
 from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SQLiteStore
 
@@ -33,7 +34,9 @@ QUERIES = {
 }
 
 
-async def measure(store: SQLiteStore | PostgresStore, clock: Callable[[], float], pages: int) -> str:
+async def measure(
+    store: SQLiteStore | PostgresStore, clock: Callable[[], float], pages: int, events: bool = False
+) -> str:
     await store.open()
     out = []
     try:
@@ -52,6 +55,11 @@ async def measure(store: SQLiteStore | PostgresStore, clock: Callable[[], float]
             async for piece in FORMATS[("leads", fmt)](store.export_leads(LeadQuery())):
                 n += piece.count(b"\n")
             out.append(f"export {fmt} {n / (clock() - t0) / 1000:.0f}k rows/s")
+        for fmt in ("ndjson", "csv") if events else ():
+            t0, n = clock(), 0
+            async for piece in FORMATS[("events", fmt)](store.export_events(EventQuery())):
+                n += piece.count(b"\n")
+            out.append(f"events {fmt} {n / (clock() - t0) / 1000:.0f}k rows/s")
     finally:
         await store.close()
     return " | ".join(out)
@@ -65,12 +73,15 @@ def main() -> None:
     where.add_argument("--sqlite", metavar="FILE", help="a SQLite store (CPU time)")
     where.add_argument("--postgres", metavar="URL", help="a PostgreSQL store (wall time)")
     parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--events", action="store_true", help="the event exports too")
     args = parser.parse_args()
     if args.sqlite:
-        result = asyncio.run(measure(SQLiteStore(Path(args.sqlite)), time.process_time, args.pages))
+        store = SQLiteStore(Path(args.sqlite))
+        result = asyncio.run(measure(store, time.process_time, args.pages, args.events))
         print("sqlite (cpu):", result)
     else:
-        result = asyncio.run(measure(PostgresStore(args.postgres), time.perf_counter, args.pages))
+        pg_store = PostgresStore(args.postgres)
+        result = asyncio.run(measure(pg_store, time.perf_counter, args.pages, args.events))
         print("postgres (wall):", result)
 
 

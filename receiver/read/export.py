@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from ..store.reads import LeadRecord, event_json
+from ..leads import unflattened_json
+from ..store.reads import LeadChunks, LeadRecord, event_json
 
 EVENT_COLUMNS = [
     "id",
@@ -203,7 +204,11 @@ async def _csv(
 
 async def events_ndjson(chunks: AsyncIterator[list[EventRow]]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
-        yield b"".join([event_json(data, lead_id) + b"\n" for data, lead_id in chunk])
+        # Joined by line breaks, one after the last (the empty piece): each document is
+        # copied once, into the chunk, not first into a line of its own.
+        lines = [event_json(data, lead_id) for data, lead_id in chunk]
+        lines.append(b"")
+        yield b"\n".join(lines)
 
 
 async def events_csv(chunks: AsyncIterator[list[EventRow]]) -> AsyncIterator[bytes]:
@@ -213,12 +218,26 @@ async def events_csv(chunks: AsyncIterator[list[EventRow]]) -> AsyncIterator[byt
 
 
 async def leads_ndjson(chunks: AsyncIterator[list[LeadRecord]]) -> AsyncIterator[bytes]:
+    # Records, encoded by msgspec a chunk at a time: cheaper than lines the database
+    # writes (``LeadChunks.lines``), whose concatenations cost it more than the records.
     async for chunk in chunks:
         yield _lines(chunk)
 
 
-def leads_csv(chunks: AsyncIterator[list[LeadRecord]]) -> AsyncIterator[bytes]:
-    return _csv(chunks, LEAD_COLUMNS, lead_line)
+async def leads_csv(chunks: AsyncIterator[list[LeadRecord]]) -> AsyncIterator[bytes]:
+    if not isinstance(chunks, LeadChunks):
+        async for piece in _csv(chunks, LEAD_COLUMNS, lead_line):
+            yield piece
+        return
+    yield csv_line(LEAD_COLUMNS)
+    async for rows in chunks.csv_rows():
+        # The cells before the traits are the receiver's own (``_own``: as they are),
+        # written by the database; the JSON cells as ``_json_cell`` writes them.
+        yield b"".join([
+            b"%b%b,%b,%b,%d\r\n" % (head, _json_cell(unflattened_json(traits)), _json_cell(identities),
+                                     _json_cell(sources), count)
+            for _, head, traits, identities, sources, count in rows
+        ])  # fmt: skip
 
 
 #: ``(what, format)`` -> the stream of response pieces for that export.

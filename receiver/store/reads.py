@@ -60,6 +60,40 @@ class LeadRecord(msgspec.Struct, gc=False):
     event_count: int
 
 
+class LeadChunks:
+    """The leads an export asks for. Iterated: chunks of lead records. The CSV export asks
+    for ``csv_rows`` instead: per lead the cells before its traits as one piece the
+    database wrote, then its stored traits and its JSON texts, so that Python nests the
+    traits, quotes three cells and joins them into the line, and builds no record."""
+
+    def __init__(self, reads: SQLReads, q: LeadQuery, size: int) -> None:
+        self._reads, self._q, self._size = reads, q, size
+        self._records: AsyncIterator[list[LeadRecord]] | None = None
+
+    def __aiter__(self) -> LeadChunks:
+        return self
+
+    async def __anext__(self) -> list[LeadRecord]:
+        if self._records is None:
+            self._records = self._reads._lead_record_chunks(self._q, self._size)
+        return await anext(self._records)
+
+    async def aclose(self) -> None:
+        if self._records is not None:
+            await self._records.aclose()  # type: ignore[attr-defined]
+
+    def csv_rows(self) -> AsyncIterator[list[Any]]:
+        """Chunks of rows ``(id, head, traits, identities, sources, event count)``
+        (``SQLReads._lead_csv_columns``)."""
+        return self._reads._lead_csv_rows(self._q, self._size)
+
+
+# ``msgspec.Raw`` under the types of the record's fields (called as it is: no ``cast`` per row).
+_raw_traits = cast(Callable[[bytes], dict[str, Any]], msgspec.Raw)
+_raw_identities = cast(Callable[[str], list[IdentityRecord]], msgspec.Raw)
+_raw_sources = cast(Callable[[str], list[str]], msgspec.Raw)
+
+
 def _drop(read: asyncio.Future[Any]) -> None:
     """Retrieve what a dropped read ahead ended with, so that nothing reports it."""
     if not read.cancelled():
@@ -283,14 +317,14 @@ class SQLReads:
     )
     IDENTITIES = ""
 
-    def _lead_sql(self, where: str) -> str:
+    def _lead_sql(self, where: str, columns: str | None = None) -> str:
         """One statement for the record rows of the leads ``where`` picks (a clause on the
         table ``leads``), newest first: id, created_at, updated_at, first and last seen
         (created_at and updated_at when it has no events), event count, traits, and the
         JSON text, compact as msgspec writes it, of its identities (in the order first
         seen) and of its sources (those of its events and identities, sorted)."""
         # Only fixed clauses are joined here; every value is a bound parameter.
-        columns = self.LEAD_COLUMNS.format(identities=self.IDENTITIES)
+        columns = columns or self.LEAD_COLUMNS.format(identities=self.IDENTITIES)
         return f"SELECT {columns} FROM leads WHERE {where} ORDER BY id DESC"  # noqa: S608
 
     @staticmethod
@@ -306,9 +340,9 @@ class SQLReads:
                 updated_at,
                 first,
                 last,
-                cast(dict[str, Any], msgspec.Raw(unflattened_json(traits))),
-                cast(list[IdentityRecord], msgspec.Raw(identities or "[]")),
-                cast(list[str], msgspec.Raw(sources or "[]")),
+                _raw_traits(unflattened_json(traits)),
+                _raw_identities(identities or "[]"),
+                _raw_sources(sources or "[]"),
                 count,
             )
             for lead_id, created_at, updated_at, first, last, count, traits, identities, sources in rows
@@ -321,7 +355,7 @@ class SQLReads:
         records = self._lead_records(await self._all(self._lead_sql("id = ?"), (live,)))
         return _builtins(records[0]) if records else None
 
-    def _leads_sql(self, q: LeadQuery) -> Query:
+    def _leads_sql(self, q: LeadQuery, columns: str | None = None) -> Query:
         where, args = ["merged_into IS NULL"], []
         if q.email_sha256:
             where.append(
@@ -342,12 +376,15 @@ class SQLReads:
             if not args:
                 # Every live lead (a plain page, an export): their rows in primary-key
                 # order, each read once (a third less time than the two steps below).
-                return self._lead_sql(" AND ".join(where + more)) + " LIMIT ?", [*(after or ()), limit]
+                return self._lead_sql(" AND ".join(where + more), columns) + " LIMIT ?", [
+                    *(after or ()),
+                    limit,
+                ]
             # Filtered: the ids first, walking an index of (id, merged_into, updated_at)
             # that answers every filter without reading a lead row, then the rows of
             # that page alone.
             ids = _select("id", "leads", where + more, "id DESC")
-            return self._lead_sql(f"id IN ({ids} LIMIT ?)"), [*args, *(after or ()), limit]
+            return self._lead_sql(f"id IN ({ids} LIMIT ?)", columns), [*args, *(after or ()), limit]
 
         return query
 
@@ -358,10 +395,36 @@ class SQLReads:
     async def list_leads(self, q: LeadQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
         return [_builtins(r) for r in await self.list_lead_records(q, before, limit)]
 
-    async def export_leads(self, q: LeadQuery, size: int = EXPORT_CHUNK) -> AsyncIterator[list[LeadRecord]]:
-        """Every matching lead record, in chunks."""
+    def export_leads(self, q: LeadQuery, size: int = EXPORT_CHUNK) -> LeadChunks:
+        """Every matching lead record, in chunks (and, for the export formats, their
+        lines: ``LeadChunks.lines``)."""
+        return LeadChunks(self, q, size)
+
+    async def _lead_record_chunks(self, q: LeadQuery, size: int) -> AsyncIterator[list[LeadRecord]]:
         async for rows in self._chunks(self._leads_sql(q), lambda r: (r[0],), size):
             yield self._lead_records(rows)
+
+    def _bytes(self, text: str) -> str:
+        """SQL for the text ``text`` as bytes (a BLOB)."""
+        return f"CAST(({text}) AS BLOB)"
+
+    def _lead_csv_columns(self) -> str:
+        """The columns of ``LeadChunks.csv_rows``: the lead's id, its CSV line up to its
+        traits (bytes: the cells the receiver wrote, as they are, each followed by a comma),
+        its stored traits, the JSON texts of its identities and sources (bytes, as
+        ``_lead_records`` takes them), its event count."""
+        identities = f"coalesce(nullif(coalesce(identities_json, {self.IDENTITIES}), ''), '[]')"
+        sources = "coalesce(nullif(sources_json, ''), '[]')"
+        cells = ("id", "created_at", "updated_at", "coalesce(first_seen_at, created_at)",
+                 "coalesce(last_seen_at, updated_at)")  # fmt: skip
+        head = " || ".join(f"{cell} || ','" for cell in cells)
+        return (
+            f"id, {self._bytes(head)}, traits, {self._bytes(identities)}, {self._bytes(sources)}, event_count"
+        )
+
+    async def _lead_csv_rows(self, q: LeadQuery, size: int) -> AsyncIterator[list[Any]]:
+        async for rows in self._chunks(self._leads_sql(q, self._lead_csv_columns()), lambda r: (r[0],), size):
+            yield rows
 
     async def iter_leads(self, q: LeadQuery) -> AsyncIterator[dict[str, Any]]:
         async for records in self.export_leads(q):
@@ -519,6 +582,9 @@ class PostgresReads(SQLReads):
     """PostgreSQL's dialect of the read queries."""
 
     IDENTITIES = "(" + POSTGRES_IDENTITIES_JSON.format(lead="leads.id") + ")"
+
+    def _bytes(self, text: str) -> str:
+        return f"convert_to(({text}), 'UTF8')"
 
 
 def id_floor(rfc3339: str) -> str:
