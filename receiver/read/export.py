@@ -218,8 +218,8 @@ async def events_csv(chunks: AsyncIterator[list[EventRow]]) -> AsyncIterator[byt
 
 
 async def leads_ndjson(chunks: AsyncIterator[list[LeadRecord]]) -> AsyncIterator[bytes]:
-    # Records, encoded by msgspec a chunk at a time: cheaper than lines the database
-    # writes (``LeadChunks.lines``), whose concatenations cost it more than the records.
+    # Records, encoded by msgspec a chunk at a time: cheaper than whole lines written by
+    # the database (measured: its concatenations cost more than the records).
     async for chunk in chunks:
         yield _lines(chunk)
 

@@ -396,8 +396,8 @@ class SQLReads:
         return [_builtins(r) for r in await self.list_lead_records(q, before, limit)]
 
     def export_leads(self, q: LeadQuery, size: int = EXPORT_CHUNK) -> LeadChunks:
-        """Every matching lead record, in chunks (and, for the export formats, their
-        lines: ``LeadChunks.lines``)."""
+        """Every matching lead record, in chunks (and, for the CSV export, the rows of
+        ``LeadChunks.csv_rows``)."""
         return LeadChunks(self, q, size)
 
     async def _lead_record_chunks(self, q: LeadQuery, size: int) -> AsyncIterator[list[LeadRecord]]:
