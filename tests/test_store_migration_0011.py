@@ -29,7 +29,9 @@ SAME_PREFIX = "0123abcd" + "f" * 56  # shares the 8 indexed digits only
 SAME_16 = "0123abcd" + "e" * 8 + "0" * 48  # shares 16 digits (the old index's prefix)
 
 
-def sent(fingerprint: str, source: str = "croct", body: bytes = b"{}", ago: float = 0.0, window: int = 600) -> WriteRequest:
+def sent(
+    fingerprint: str, source: str = "croct", body: bytes = b"{}", ago: float = 0.0, window: int = 600
+) -> WriteRequest:
     req = request(body, fingerprint=fingerprint)
     at = rfc3339_epoch(time.time() - ago)
     req.delivery.source = req.events[0].source = source
@@ -65,7 +67,9 @@ def test_a_store_from_before_the_migration_keeps_its_rows_and_finds_its_duplicat
             finally:
                 await store.close()
         conn = sqlite3.connect(path)
-        (index,) = conn.execute("SELECT sql FROM sqlite_schema WHERE name = 'deliveries_fingerprint'").fetchone()
+        (index,) = conn.execute(
+            "SELECT sql FROM sqlite_schema WHERE name = 'deliveries_fingerprint'"
+        ).fetchone()
         assert "substr(fingerprint, 1, 16)" in index
         conn.close()
         rows = dump(path)
@@ -78,7 +82,9 @@ def test_a_store_from_before_the_migration_keeps_its_rows_and_finds_its_duplicat
             out: dict[str, Any] = {}
             # Stored before the migration, found by the new index (in one batch, and
             # inside a batch by what the batch itself wrote).
-            out["again"] = await write(store, [sent(FP), sent(SAME_PREFIX), sent(SAME_PREFIX), sent(FP, source="kartra")])
+            out["again"] = await write(
+                store, [sent(FP), sent(SAME_PREFIX), sent(SAME_PREFIX), sent(FP, source="kartra")]
+            )
             # A 60-second window (a source's own setting) does not reach 2 minutes back;
             # the default one does.
             out["short"] = await write(store, [sent(SAME_16, window=60)])
@@ -107,8 +113,9 @@ def test_a_store_from_before_the_migration_keeps_its_rows_and_finds_its_duplicat
         [
             str(r[3])
             for r in conn.execute(
-                "EXPLAIN QUERY PLAN SELECT id, fingerprint FROM deliveries WHERE substr(fingerprint, 1, 8) = ?"
-                " AND source = ? AND received_at >= ? AND status != 'rejected' ORDER BY received_at",
+                "EXPLAIN QUERY PLAN SELECT id, fingerprint FROM deliveries"
+                " WHERE substr(fingerprint, 1, 8) = ? AND source = ? AND received_at >= ?"
+                " AND status != 'rejected' ORDER BY received_at",
                 (FP[:8], "croct", ""),
             )
         ],

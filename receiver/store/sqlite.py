@@ -238,7 +238,8 @@ def dedup_keys(conn: sqlite3.Connection, batch: list[WriteRequest]) -> DedupKeys
         if d.idempotency_key is not None:
             by_key += (d.source, d.idempotency_key)
         elif d.fingerprint is not None and req.dedup_window_seconds > 0:
-            by_print += (d.source, d.fingerprint[:FINGERPRINT_KEY], window_start(d.received_at, req.dedup_window_seconds))
+            since = window_start(d.received_at, req.dedup_window_seconds)
+            by_print += (d.source, d.fingerprint[:FINGERPRINT_KEY], since)
     stored = DedupKeys()
     step = 2 * PREFETCH_ROWS
     for part in range(0, len(by_key), step):
