@@ -603,6 +603,10 @@ def _second_before(second: str, seconds: int) -> str:
     return rfc3339(t - timedelta(seconds=seconds))[:19]
 
 
+FINGERPRINT_KEY = 8
+"""Hex digits of a fingerprint SQLite's index holds (migration 0011_fingerprint_key)."""
+
+
 async def find_duplicate(x: Executor, req: WriteRequest) -> str | None:
     d = req.delivery
     if d.idempotency_key is not None:
@@ -613,13 +617,13 @@ async def find_duplicate(x: Executor, req: WriteRequest) -> str | None:
         return None if row is None else str(row[0])
     if d.fingerprint is None or req.dedup_window_seconds <= 0:
         return None
-    # By the prefix SQLite's index holds (migration 0007_writer_indexes), the whole
+    # By the prefix SQLite's index holds (migration 0011_fingerprint_key), the whole
     # fingerprint compared here: in SQL, ``fingerprint = ?`` would be substituted into
     # the prefix term, which then no index answers.
     rows = await x.all(
-        "SELECT id, fingerprint FROM deliveries WHERE source = ? AND substr(fingerprint, 1, 16) = ?"
+        "SELECT id, fingerprint FROM deliveries WHERE substr(fingerprint, 1, 8) = ? AND source = ?"
         " AND received_at >= ? AND status != 'rejected' ORDER BY received_at",
-        (d.source, d.fingerprint[:16], window_start(d.received_at, req.dedup_window_seconds)),
+        (d.fingerprint[:FINGERPRINT_KEY], d.source, window_start(d.received_at, req.dedup_window_seconds)),
     )
     return next((str(row[0]) for row in rows if row[1] == d.fingerprint), None)
 

@@ -38,7 +38,7 @@ from .erasure import complete_pending, erase, get_erasure, pending_count, scan, 
 from .migrate import migrations
 from .reads import SQLiteReads
 from .resolve import run_sync
-from .sql import DedupKeys, Executor, LeadCache, SQLLeadRepo, window_start, write_batch
+from .sql import FINGERPRINT_KEY, DedupKeys, Executor, LeadCache, SQLLeadRepo, window_start, write_batch
 
 T = TypeVar("T")
 log = logging.getLogger("receiver.store")
@@ -210,7 +210,7 @@ BY_KEY_SQL = (
 # in Python (DedupKeys is keyed by it).
 BY_FINGERPRINT_SQL = (
     "WITH k(source, f, since) AS ({values}) SELECT d.id, d.source, d.fingerprint, d.received_at"
-    " FROM k CROSS JOIN deliveries AS d WHERE d.source = k.source AND substr(d.fingerprint, 1, 16) = k.f"
+    " FROM k CROSS JOIN deliveries AS d WHERE substr(d.fingerprint, 1, 8) = k.f AND d.source = k.source"
     " AND d.received_at >= k.since AND d.status != 'rejected' ORDER BY d.received_at"
 )
 
@@ -238,7 +238,8 @@ def dedup_keys(conn: sqlite3.Connection, batch: list[WriteRequest]) -> DedupKeys
         if d.idempotency_key is not None:
             by_key += (d.source, d.idempotency_key)
         elif d.fingerprint is not None and req.dedup_window_seconds > 0:
-            by_print += (d.source, d.fingerprint[:16], window_start(d.received_at, req.dedup_window_seconds))
+            since = window_start(d.received_at, req.dedup_window_seconds)
+            by_print += (d.source, d.fingerprint[:FINGERPRINT_KEY], since)
     stored = DedupKeys()
     step = 2 * PREFETCH_ROWS
     for part in range(0, len(by_key), step):
