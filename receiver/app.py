@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings
 from .credentials import load_credentials, required
-from .edge import Edge
+from .edge import Edge, LeanEdge
 from .files import secure_store_files
 from .forward import Forwarding
 from .ingest.endpoint import Ingest, build_sources
@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         inspector(service),
     ]
     app = Receiver(
-        Edge(ingest.asgi, max_header_bytes=settings.max_header_bytes),
+        LeanEdge(ingest.respond, max_header_bytes=settings.max_header_bytes),
         routes=routes,
         lifespan=lifespan,
         # Any other exception is answered and logged by Edge (never re-raised to the server,

@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -217,13 +218,18 @@ class Ingest:
         self.body_timeout = body_timeout
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``/hooks/{source}[/{rest}]`` as a plain ASGI app (the lean path, see app.py)."""
-        source, _, rest = scope["path"][7:].partition("/")
-        response = await self.handle(HookRequest(scope, receive, {"source": source, "rest": rest}))
+        """``/hooks/{source}[/{rest}]`` as a plain ASGI app."""
+        response = await self.respond(scope, receive)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
         )
         await send({"type": "http.response.body", "body": response.body})
+
+    def respond(self, scope: Scope, receive: Receive) -> Coroutine[Any, Any, Response]:
+        """The answer to ``/hooks/{source}[/{rest}]``, for ``edge.LeanEdge`` to send (the
+        lean path, see app.py)."""
+        source, _, rest = scope["path"][7:].partition("/")
+        return self.handle(HookRequest(scope, receive, {"source": source, "rest": rest}))
 
     async def handle(self, request: IncomingRequest) -> Response:
         name = request.path_params["source"]
