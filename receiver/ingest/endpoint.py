@@ -36,7 +36,7 @@ from ..metrics import Metrics
 from ..pipeline import Mapped, map_document
 from ..problems import FieldError, Problem, bounded, unprocessable
 from ..responses import problem_response
-from ..store.base import Delivery, StorageError, WriteRequest, WriteResult
+from ..store.base import Delivery, StorageError, WriteRequest
 from ..writer import Overloaded, Writer
 from . import answers
 from .body import read_body
@@ -358,19 +358,25 @@ class Ingest:
         if mapped is None:
             assert prepared.problem is not None
             delivery.reasons = bounded(prepared.problem.errors)
-            await self._store(WriteRequest(delivery=delivery, dedup=False))
+            try:  # the writer's future awaited here: no coroutine of its own per delivery
+                await self.writer.enqueue(WriteRequest(delivery=delivery, dedup=False))
+            except (Overloaded, StorageError) as e:
+                raise _not_stored(e) from None
             return answers.failure(route.answer, prepared.problem), "rejected"
         delivery.status = mapped.status
         delivery.reasons = bounded(mapped.reasons)
-        result = await self._store(
-            WriteRequest(
-                delivery=delivery,
-                events=mapped.events,
-                identities=mapped.identities,
-                carried=mapped.carried,
-                dedup_window_seconds=source.dedup_window,
+        try:
+            result = await self.writer.enqueue(
+                WriteRequest(
+                    delivery=delivery,
+                    events=mapped.events,
+                    identities=mapped.identities,
+                    carried=mapped.carried,
+                    dedup_window_seconds=source.dedup_window,
+                )
             )
-        )
+        except (Overloaded, StorageError) as e:
+            raise _not_stored(e) from None
         if mapped.status == "rejected":
             problem = unprocessable("the delivery breaks the vendor's documented constraints", mapped.reasons)
             return answers.failure(route.answer, problem), "rejected"
@@ -459,13 +465,11 @@ class Ingest:
             delivery.body = msgspec.json.encode(document)
             delivery.body_format = "document"
 
-    async def _store(self, request: WriteRequest) -> WriteResult:
-        try:
-            return await self.writer.enqueue(request)
-        except Overloaded:
-            raise unavailable("the write queue is full; retry shortly") from None
-        except StorageError:
-            raise unavailable("storage is unavailable; retry shortly") from None
+
+def _not_stored(e: Overloaded | StorageError) -> Problem:
+    if isinstance(e, Overloaded):
+        return unavailable("the write queue is full; retry shortly")
+    return unavailable("storage is unavailable; retry shortly")
 
 
 def _shown_unmapped(entry: dict[str, Any]) -> dict[str, Any]:
