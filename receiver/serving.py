@@ -125,6 +125,14 @@ class _Cycle(RequestResponseCycle):
     first body message, so that head and body leave in one ``write`` (one system call,
     one TCP segment); a stream's head (no length: chunked) is written at once."""
 
+    disconnected = False
+    more_body = True
+    response_started = False
+    response_complete = False
+    chunked_encoding: bool | None = None
+    expected_content_length = 0
+    head: bytes | None = None
+
     def __init__(self, protocol: LimitedHttpToolsProtocol, keep_alive: bool) -> None:
         # The attributes uvicorn's cycle sets, without the keyword arguments.
         self.scope = protocol.scope
@@ -136,16 +144,10 @@ class _Cycle(RequestResponseCycle):
         self.default_headers = protocol.server_state.default_headers
         self.message_event = asyncio.Event()
         self.on_response = protocol.on_response_complete
-        self.disconnected = False
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = protocol.expect_100_continue
         self.body = bytearray()
-        self.more_body = True
-        self.response_started = False
-        self.response_complete = False
-        self.chunked_encoding: bool | None = None
-        self.expected_content_length = 0
-        self.head: bytes | None = None
+        # The other attributes uvicorn's cycle starts with are the class's below until set.
 
     def receive_ready(self) -> HTTPRequestEvent | None:
         """The message ``receive`` would hand over now without waiting (the body, or the

@@ -320,7 +320,7 @@ class Ingest:
         now = time.time_ns()  # one clock read: the arrival time and the id's
         received_at = rfc3339_ns(now)
         pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in source.secret_query]
-        raw_query = urlencode(pairs)
+        raw_query = urlencode(pairs) if pairs else ""
         headers, stored_headers = _split_headers(request, source.secret_headers, source.unstored_headers)
         fingerprint = hashlib.sha256(f"{sub}?{raw_query}\n".encode())
         fingerprint.update(body)
