@@ -139,8 +139,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 class Receiver(Starlette):
     """The app, with a lean path for webhooks: a request to ``/hooks/{source}[/…]`` goes
-    straight to the ingest edge (behind ``Edge``, like every answer), not through
-    Starlette's exception layers, router and ``Request``; the routes above still describe
+    straight to the ingest edge (behind ``LeanEdge``, which does what ``Edge`` does for
+    every answer), not through Starlette's exception layers, router and ``Request``; the
+    routes above still describe
     it, and anything the lean path does not take (another method, a mounted root path)
     goes the usual way."""
 
