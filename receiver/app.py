@@ -141,9 +141,8 @@ class Receiver(Starlette):
     """The app, with a lean path for webhooks: a request to ``/hooks/{source}[/…]`` goes
     straight to the ingest edge (behind ``LeanEdge``, which does what ``Edge`` does for
     every answer), not through Starlette's exception layers, router and ``Request``; the
-    routes above still describe
-    it, and anything the lean path does not take (another method, a mounted root path)
-    goes the usual way."""
+    routes above still describe it, and anything the lean path does not take (another
+    method, a mounted root path) goes the usual way."""
 
     def __init__(self, hooks: ASGIApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
