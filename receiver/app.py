@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings
 from .credentials import load_credentials, required
-from .edge import Edge
+from .edge import Edge, LeanEdge
 from .files import secure_store_files
 from .forward import Forwarding
 from .ingest.endpoint import Ingest, build_sources
@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         inspector(service),
     ]
     app = Receiver(
-        Edge(ingest.asgi, max_header_bytes=settings.max_header_bytes),
+        LeanEdge(ingest.respond, max_header_bytes=settings.max_header_bytes),
         routes=routes,
         lifespan=lifespan,
         # Any other exception is answered and logged by Edge (never re-raised to the server,
@@ -139,10 +139,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 class Receiver(Starlette):
     """The app, with a lean path for webhooks: a request to ``/hooks/{source}[/…]`` goes
-    straight to the ingest edge (behind ``Edge``, like every answer), not through
-    Starlette's exception layers, router and ``Request``; the routes above still describe
-    it, and anything the lean path does not take (another method, a mounted root path)
-    goes the usual way."""
+    straight to the ingest edge (behind ``LeanEdge``, which does what ``Edge`` does for
+    every answer), not through Starlette's exception layers, router and ``Request``; the
+    routes above still describe it, and anything the lean path does not take (another
+    method, a mounted root path) goes the usual way."""
 
     def __init__(self, hooks: ASGIApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)

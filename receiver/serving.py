@@ -37,7 +37,7 @@ from typing import Any
 
 import httptools
 import msgspec
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent, HTTPRequestEvent
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -79,6 +79,26 @@ def _remember(valid: set[bytes], item: bytes) -> None:
         valid.add(item)
 
 
+#: Answer headers (the ``(name, value)`` tuples as sent) that passed the checks above and
+#: need no more than their line in the head (not ``content-length``, ``transfer-encoding``
+#: or ``connection``, which the cycle acts on) -> that line: the ``date`` and the content
+#: type and security headers of every answer cost one lookup each. Bounded and emptied
+#: as the sets above are.
+_LINES: dict[tuple[bytes, bytes], bytes] = {}
+
+
+def _remember_line(header: object, name: bytes, value: bytes) -> None:
+    if (
+        header.__class__ is tuple
+        and name.__class__ is bytes
+        and value.__class__ is bytes
+        and len(name) + len(value) <= _MAX_VALID_LENGTH
+    ):
+        if len(_LINES) >= _MAX_VALID:
+            _LINES.clear()
+        _LINES[header] = b"%s: %s\r\n" % (name, value)
+
+
 def _raw_problem(status: int, reason: str, detail: str) -> bytes:
     body = msgspec.json.encode(
         {
@@ -105,6 +125,14 @@ class _Cycle(RequestResponseCycle):
     first body message, so that head and body leave in one ``write`` (one system call,
     one TCP segment); a stream's head (no length: chunked) is written at once."""
 
+    disconnected = False
+    more_body = True
+    response_started = False
+    response_complete = False
+    chunked_encoding: bool | None = None
+    expected_content_length = 0
+    head: bytes | None = None
+
     def __init__(self, protocol: LimitedHttpToolsProtocol, keep_alive: bool) -> None:
         # The attributes uvicorn's cycle sets, without the keyword arguments.
         self.scope = protocol.scope
@@ -116,16 +144,41 @@ class _Cycle(RequestResponseCycle):
         self.default_headers = protocol.server_state.default_headers
         self.message_event = asyncio.Event()
         self.on_response = protocol.on_response_complete
-        self.disconnected = False
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = protocol.expect_100_continue
         self.body = bytearray()
-        self.more_body = True
-        self.response_started = False
-        self.response_complete = False
-        self.chunked_encoding: bool | None = None
-        self.expected_content_length = 0
-        self.head: bytes | None = None
+        # The other attributes uvicorn's cycle starts with are the class's below until set.
+
+    def receive_ready(self) -> HTTPRequestEvent | None:
+        """The message ``receive`` would hand over now without waiting (the body, or the
+        part of it read so far, when uvicorn has signalled it), else None: uvicorn's
+        ``receive`` for that case, without its coroutine and its ``Event.wait``. The
+        ingest edge takes a body that came whole with its headers (the usual delivery)
+        this way, with no deadline to arm for it (``ingest/body.py``)."""
+        if (
+            self.waiting_for_100_continue
+            or self.disconnected
+            or self.response_complete
+            or not self.message_event.is_set()
+        ):
+            return None
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
+        self.message_event.clear()
+        message: HTTPRequestEvent = {
+            "type": "http.request",
+            "body": bytes(self.body),
+            "more_body": self.more_body,
+        }
+        self.body = bytearray()
+        return message
+
+    async def receive(self) -> ASGIReceiveEvent:
+        message = self.receive_ready()
+        if message is None:  # a wait, a 100 Continue or a disconnect: uvicorn's own
+            return await super().receive()
+        return message
 
     async def send(self, message: ASGISendEvent) -> None:
         # uvicorn 0.54's, but for the held head.
@@ -151,7 +204,16 @@ class _Cycle(RequestResponseCycle):
                 )
             content = [STATUS_LINE[status_code]]
             has_connection_close = False
-            for name, value in headers:
+            lines = _LINES
+            for header in headers:
+                try:
+                    line = lines.get(header)
+                except TypeError:  # not hashable: checked below like any other
+                    line = None
+                if line is not None:  # checked before, and no header this loop acts on
+                    content.append(line)
+                    continue
+                name, value = header
                 # uvicorn's checks, each name and value searched once (then remembered).
                 if name.__class__ is not bytes or name not in _VALID_NAMES:
                     if HEADER_RE.search(name):
@@ -173,6 +235,8 @@ class _Cycle(RequestResponseCycle):
                     if b"close" in connection:
                         self.keep_alive = False
                         has_connection_close = True
+                else:
+                    _remember_line(header, name, value)
                 content.extend([name, b": ", value, b"\r\n"])
             if not self.keep_alive and not has_connection_close:
                 content.append(b"connection: close\r\n")

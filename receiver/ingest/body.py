@@ -37,6 +37,19 @@ async def read_body(request: IncomingRequest, limit: int, timeout: float = 30.0)
     chunks: list[bytes] = []
     size = 0
     receive = request.receive  # the ASGI messages, without an async generator per request
+    # Under ``receiver serve`` (serving.py), what has arrived already is taken without a
+    # wait: a body that came whole needs no deadline.
+    ready = getattr(getattr(receive, "__self__", None), "receive_ready", None)
+    message = ready() if ready is not None else None
+    if message is not None:
+        chunk: bytes = message["body"]
+        size = len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        if not message["more_body"]:
+            return chunk
+        if chunk:
+            chunks.append(chunk)
     task = deadlines.start(timeout)
     try:
         while True:

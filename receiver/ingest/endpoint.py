@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -35,7 +36,7 @@ from ..metrics import Metrics
 from ..pipeline import Mapped, map_document
 from ..problems import FieldError, Problem, bounded, unprocessable
 from ..responses import problem_response
-from ..store.base import Delivery, StorageError, WriteRequest, WriteResult
+from ..store.base import Delivery, StorageError, WriteRequest
 from ..writer import Overloaded, Writer
 from . import answers
 from .body import read_body
@@ -217,13 +218,18 @@ class Ingest:
         self.body_timeout = body_timeout
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``/hooks/{source}[/{rest}]`` as a plain ASGI app (the lean path, see app.py)."""
-        source, _, rest = scope["path"][7:].partition("/")
-        response = await self.handle(HookRequest(scope, receive, {"source": source, "rest": rest}))
+        """``/hooks/{source}[/{rest}]`` as a plain ASGI app."""
+        response = await self.respond(scope, receive)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
         )
         await send({"type": "http.response.body", "body": response.body})
+
+    def respond(self, scope: Scope, receive: Receive) -> Coroutine[Any, Any, Response]:
+        """The answer to ``/hooks/{source}[/{rest}]``, for ``edge.LeanEdge`` to send (the
+        lean path, see app.py)."""
+        source, _, rest = scope["path"][7:].partition("/")
+        return self.handle(HookRequest(scope, receive, {"source": source, "rest": rest}))
 
     async def handle(self, request: IncomingRequest) -> Response:
         name = request.path_params["source"]
@@ -314,7 +320,7 @@ class Ingest:
         now = time.time_ns()  # one clock read: the arrival time and the id's
         received_at = rfc3339_ns(now)
         pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in source.secret_query]
-        raw_query = urlencode(pairs)
+        raw_query = urlencode(pairs) if pairs else ""
         headers, stored_headers = _split_headers(request, source.secret_headers, source.unstored_headers)
         fingerprint = hashlib.sha256(f"{sub}?{raw_query}\n".encode())
         fingerprint.update(body)
@@ -352,19 +358,25 @@ class Ingest:
         if mapped is None:
             assert prepared.problem is not None
             delivery.reasons = bounded(prepared.problem.errors)
-            await self._store(WriteRequest(delivery=delivery, dedup=False))
+            try:  # the writer's future awaited here: no coroutine of its own per delivery
+                await self.writer.enqueue(WriteRequest(delivery=delivery, dedup=False))
+            except (Overloaded, StorageError) as e:
+                raise _not_stored(e) from None
             return answers.failure(route.answer, prepared.problem), "rejected"
         delivery.status = mapped.status
         delivery.reasons = bounded(mapped.reasons)
-        result = await self._store(
-            WriteRequest(
-                delivery=delivery,
-                events=mapped.events,
-                identities=mapped.identities,
-                carried=mapped.carried,
-                dedup_window_seconds=source.dedup_window,
+        try:
+            result = await self.writer.enqueue(
+                WriteRequest(
+                    delivery=delivery,
+                    events=mapped.events,
+                    identities=mapped.identities,
+                    carried=mapped.carried,
+                    dedup_window_seconds=source.dedup_window,
+                )
             )
-        )
+        except (Overloaded, StorageError) as e:
+            raise _not_stored(e) from None
         if mapped.status == "rejected":
             problem = unprocessable("the delivery breaks the vendor's documented constraints", mapped.reasons)
             return answers.failure(route.answer, problem), "rejected"
@@ -453,13 +465,11 @@ class Ingest:
             delivery.body = msgspec.json.encode(document)
             delivery.body_format = "document"
 
-    async def _store(self, request: WriteRequest) -> WriteResult:
-        try:
-            return await self.writer.enqueue(request)
-        except Overloaded:
-            raise unavailable("the write queue is full; retry shortly") from None
-        except StorageError:
-            raise unavailable("storage is unavailable; retry shortly") from None
+
+def _not_stored(e: Overloaded | StorageError) -> Problem:
+    if isinstance(e, Overloaded):
+        return unavailable("the write queue is full; retry shortly")
+    return unavailable("storage is unavailable; retry shortly")
 
 
 def _shown_unmapped(entry: dict[str, Any]) -> dict[str, Any]:
