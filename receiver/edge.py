@@ -43,6 +43,21 @@ def problem_message(p: Problem) -> tuple[Message, Message]:
     )
 
 
+def internal() -> Problem:
+    """The last-resort answer to a bug."""
+    return Problem(500, "Internal Server Error", "the request could not be handled")
+
+
+def unhandled(scope: Scope, e: Exception) -> None:
+    """Log a bug: where (method, path) and what failed, never the request's values."""
+    log.error(
+        "unhandled error: %s %s %s",
+        accesslog.printable(str(scope.get("method"))),
+        accesslog.printable(str(scope.get("path"))),
+        failure(e),
+    )
+
+
 class Edge:
     def __init__(self, app: ASGIApp, max_header_bytes: int = 32 * 1024) -> None:
         self.app = app
@@ -74,37 +89,35 @@ class Edge:
             await send(message)
 
         try:
-            size = 0
-            if scope.get(HEADER_LIMIT_KEY, self.max_header_bytes + 1) > self.max_header_bytes:
-                size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-                for name, value in scope["headers"]:
-                    size += len(name) + len(value) + 4
-            if size > self.max_header_bytes:
-                await self._answer(
-                    send_wrapper,
-                    Problem(
-                        431,
-                        "Request Header Fields Too Large",
-                        f"the request line and headers exceed {self.max_header_bytes} bytes",
-                        headers={"Connection": "close"},
-                    ),
-                )
+            if self.headers_too_large(scope):
+                await self._answer(send_wrapper, self.too_large())
             else:
                 await self.app(scope, receive, send_wrapper)
         except Exception as e:
-            log.error(
-                "unhandled error: %s %s %s",
-                accesslog.printable(str(scope.get("method"))),
-                accesslog.printable(str(scope.get("path"))),
-                failure(e),
-            )
+            unhandled(scope, e)
             if not response_started:
-                await self._answer(
-                    send_wrapper, Problem(500, "Internal Server Error", "the request could not be handled")
-                )
+                await self._answer(send_wrapper, internal())
         finally:
             if accesslog.log.isEnabledFor(logging.INFO):
                 accesslog.write(scope, status, time.perf_counter() - started)
+
+    def headers_too_large(self, scope: Scope) -> bool:
+        """Whether the request line and headers exceed the limit (not counted again when
+        the HTTP server already enforced one no larger)."""
+        if scope.get(HEADER_LIMIT_KEY, self.max_header_bytes + 1) <= self.max_header_bytes:
+            return False
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4
+        return size > self.max_header_bytes
+
+    def too_large(self) -> Problem:
+        return Problem(
+            431,
+            "Request Header Fields Too Large",
+            f"the request line and headers exceed {self.max_header_bytes} bytes",
+            headers={"Connection": "close"},
+        )
 
     @staticmethod
     async def _answer(send: Send, p: Problem) -> None:
@@ -139,22 +152,9 @@ class LeanEdge(Edge):
         status = 500
         response_started = False
         try:
-            size = 0
-            if scope.get(HEADER_LIMIT_KEY, self.max_header_bytes + 1) > self.max_header_bytes:
-                size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-                for name, value in scope["headers"]:
-                    size += len(name) + len(value) + 4
-            if size > self.max_header_bytes:
+            if self.headers_too_large(scope):
                 status, response_started = 431, True
-                await self._problem(
-                    send,
-                    Problem(
-                        431,
-                        "Request Header Fields Too Large",
-                        f"the request line and headers exceed {self.max_header_bytes} bytes",
-                        headers={"Connection": "close"},
-                    ),
-                )
+                await self._problem(send, self.too_large())
             else:
                 response = await self.respond(scope, receive)
                 headers = response.raw_headers
@@ -167,17 +167,10 @@ class LeanEdge(Edge):
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": response.body})
         except Exception as e:
-            log.error(
-                "unhandled error: %s %s %s",
-                accesslog.printable(str(scope.get("method"))),
-                accesslog.printable(str(scope.get("path"))),
-                failure(e),
-            )
+            unhandled(scope, e)
             if not response_started:
                 status, response_started = 500, True
-                await self._problem(
-                    send, Problem(500, "Internal Server Error", "the request could not be handled")
-                )
+                await self._problem(send, internal())
         finally:
             if accesslog.log.isEnabledFor(logging.INFO):
                 accesslog.write(scope, status, time.perf_counter() - started)
