@@ -135,7 +135,9 @@ class LeanEdge(Edge):
     Starlette ``Response``) rather than sending it, and it is sent here, with what
     ``Edge`` adds to every answer, so that no send wrapper (a closure, and a coroutine
     for each message) is made per request. Only ``/hooks/`` paths come here: never a
-    ``/v1/`` one (no ``Cache-Control: no-store`` to add)."""
+    ``/v1/`` one (no ``Cache-Control: no-store`` to add). The answer is a plain
+    ``Response``: its body is sent whole, and it has no background task (the ingest
+    endpoint makes none; a streaming response would need ``Edge``)."""
 
     def __init__(
         self, respond: Callable[[Scope, Receive], Awaitable[Response]], max_header_bytes: int = 32 * 1024

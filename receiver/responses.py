@@ -45,9 +45,15 @@ class JSONResponse(Response):
         return _encode(content)
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
-        # Every webhook answer comes through here: the two headers Starlette's general
-        # version would add, without its checks for what cannot happen without headers.
-        if headers or self.status_code < 200 or self.status_code in (204, 304):
+        # An answer built by ``super().__init__`` without headers of its own (the others
+        # skip this: see above): the two headers Starlette's general version would add,
+        # without its checks for what cannot happen without headers.
+        if (
+            headers
+            or self.media_type != JSONResponse.media_type
+            or self.status_code < 200
+            or self.status_code in (204, 304)
+        ):
             super().init_headers(headers)
             return
         length = b"%d" % len(self.body)

@@ -87,9 +87,17 @@ def _remember(valid: set[bytes], item: bytes) -> None:
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
 
 
+#: Headers the cycle acts on (framing, keep-alive): always checked, never remembered.
+_ACTED_ON = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
 def _remember_line(header: object, name: bytes, value: bytes) -> None:
+    # ``name`` is lower-cased. A second content-length, or one after transfer-encoding,
+    # reaches the caller's ``else`` branch too: remembered, it would later skip the
+    # framing that its first occurrence in another answer must set.
     if (
-        header.__class__ is tuple
+        name not in _ACTED_ON
+        and header.__class__ is tuple
         and name.__class__ is bytes
         and value.__class__ is bytes
         and len(name) + len(value) <= _MAX_VALID_LENGTH

@@ -24,11 +24,14 @@ HEADERS: dict[str, list[tuple[bytes, bytes]]] = {
     "/bad-name": [(b"x-ans wer", b"fine")],
     "/mixed": [(b"x-answer", b"fine"), (b"x-other", b"no\nline")],
 }
+#: A framing header twice: the second must not be remembered as a plain line.
+FRAMING = {"/chunked-then-length": [(b"transfer-encoding", b"chunked")]}
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert scope["type"] == "http"
-    headers = [*HEADERS[scope["path"]], (b"content-length", b"2")]
+    path = scope["path"]
+    headers = [*HEADERS.get(path, FRAMING.get(path, [])), (b"content-length", b"2")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -83,3 +86,15 @@ def test_the_remembered_values_stay_bounded_and_follow_what_answers_carry_now() 
     serving._remember(valid, b"x" * (serving._MAX_VALID_LENGTH + 1))
     serving._remember(valid, bytearray(b"mutable"))  # type: ignore[arg-type]
     assert b"x" * (serving._MAX_VALID_LENGTH + 1) not in valid and b"mutable" not in valid
+
+
+def test_a_framing_header_is_acted_on_every_time_it_is_sent(url: str) -> None:
+    """An answer carrying content-length after transfer-encoding must not teach the
+    protocol to write ``content-length: 2`` as a plain line: the next answer with that
+    length is framed by it, never also chunked."""
+    with httpx.Client() as client:  # one connection: what the first answer left, the next meets
+        client.get(url + "/chunked-then-length")
+        for _ in range(3):
+            r = client.get(url + "/plain")
+            assert r.status_code == 200 and r.content == b"ok"
+            assert "transfer-encoding" not in r.headers and r.headers["content-length"] == "2"

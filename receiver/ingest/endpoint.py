@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from ..clock import rfc3339_ns
 from ..credentials import Credentials, matches
@@ -216,14 +216,6 @@ class Ingest:
         self.max_body = max_body_bytes
         self.max_events = max_events
         self.body_timeout = body_timeout
-
-    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``/hooks/{source}[/{rest}]`` as a plain ASGI app."""
-        response = await self.respond(scope, receive)
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
-        )
-        await send({"type": "http.response.body", "body": response.body})
 
     def respond(self, scope: Scope, receive: Receive) -> Coroutine[Any, Any, Response]:
         """The answer to ``/hooks/{source}[/{rest}]``, for ``edge.LeanEdge`` to send (the
