@@ -69,7 +69,9 @@ def _json_cell(raw: bytes | msgspec.Raw) -> bytes:
     data = bytes(raw)
     if data == b"null":
         return b""
-    if b'"' in data or b"," in data:
+    # ``find``, not ``in``: ``b'"' in data`` first tries the needle as an integer, and
+    # raises and clears a TypeError (a formatted message) each time, three times a lead.
+    if data.find(b'"') >= 0 or data.find(b",") >= 0:
         return b'"' + data.replace(b'"', b'""') + b'"'
     return data
 
