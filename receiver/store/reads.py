@@ -157,24 +157,6 @@ def _select(columns: str, table: str, where: list[str], order: str) -> str:
 
 NEWEST_EVENTS = "received_at DESC, id DESC"
 EVENT_COLUMNS = "id, received_at, data, lead_id"
-EXPORT_EVENT_COLUMNS = "data, lead_id"
-
-
-class _EventKey(msgspec.Struct):
-    id: str
-    received_at: str
-
-
-_event_key = msgspec.json.Decoder(_EventKey).decode
-
-
-def _document_keyset(row: Any) -> Keyset:
-    """Where the events after this exported row start: its (received_at, id), as the
-    query's last two columns when it has them, else from its document."""
-    if len(row) > 2:
-        return (row[-2], row[-1])
-    key = _event_key(row[0])
-    return (key.received_at, key.id)
 
 
 class DeliveryRecord(msgspec.Struct, gc=False):
@@ -281,24 +263,22 @@ class SQLReads:
         otherwise)."""
         return None
 
-    async def _events_sql(self, q: EventQuery, columns: str = EVENT_COLUMNS) -> Query:
+    async def _events_sql(self, q: EventQuery) -> Query:
         where, args = await self._event_where(q)
         arms = await self._event_arms(q)
 
         def query(after: Keyset | None, limit: int) -> tuple[str, list[Any]]:
             more = ["(received_at, id) < (?, ?)"] if after else []
             if arms is None:
-                sql = _select(columns, "events", where + more, NEWEST_EVENTS)
+                sql = _select(EVENT_COLUMNS, "events", where + more, NEWEST_EVENTS)
                 return sql + " LIMIT ?", [*args, *(after or ()), limit]
             if not arms:  # nothing can match
-                return f"SELECT {columns} FROM events WHERE 0 LIMIT ?", [limit]  # noqa: S608
+                return f"SELECT {EVENT_COLUMNS} FROM events WHERE 0 LIMIT ?", [limit]  # noqa: S608
             # One SELECT per range, each in the index's order; the database merges them
-            # (a compound SELECT's ORDER BY, which names columns of the result: the
-            # keyset's are added).
-            picked = columns if columns == EVENT_COLUMNS else f"{columns}, received_at, id"
+            # (a compound SELECT's ORDER BY): no sort, and the page stops at its limit.
             parts, params = [], []
             for column, value in arms:
-                parts.append(_where(picked, "events", [*where, f"{column} = ?", *more]))
+                parts.append(_where(EVENT_COLUMNS, "events", [*where, f"{column} = ?", *more]))
                 params += [*args, value, *(after or ())]
             return " UNION ALL ".join(parts) + f" ORDER BY {NEWEST_EVENTS} LIMIT ?", [*params, limit]
 
@@ -314,25 +294,14 @@ class SQLReads:
     async def list_events(self, q: EventQuery, before: str | None, limit: int) -> list[dict[str, Any]]:
         return [_dec(doc) for _, doc in await self.list_events_json(q, before, limit)]
 
-    EXPORT_KEYSET_FROM_DOCUMENT = False
-    """Whether an events export reads (document, lead) alone and takes where the next chunk
-    starts from the chunk's last document (its id and received_at, which the write path
-    stores in the document and in their columns from the same ``Event``)."""
-
     async def export_events(
         self, q: EventQuery, size: int = EXPORT_CHUNK
     ) -> AsyncIterator[list[tuple[bytes, str | None]]]:
-        """Every matching event as stored, (JSON document, lead now), in chunks."""
-        if not self.EXPORT_KEYSET_FROM_DOCUMENT:
-            query = await self._events_sql(q)
-            async for rows in self._chunks(query, lambda r: (r[1], r[0]), size):
-                yield [(r[2], r[3]) for r in rows]
-            return
-        # Two columns a row, not four (two values fewer to read, make and free, ~3,500
-        # instructions an event), in the order a chunk is handed over: no new tuples.
-        query = await self._events_sql(q, EXPORT_EVENT_COLUMNS)
-        async for rows in self._chunks(query, _document_keyset, size):
-            yield rows if len(rows[0]) == 2 else [(r[0], r[1]) for r in rows]
+        """Every matching event as stored, (JSON document, lead now), in chunks. Where the
+        next chunk starts is read from the columns, never from the document."""
+        query = await self._events_sql(q)
+        async for rows in self._chunks(query, lambda r: (r[1], r[0]), size):
+            yield [(r[2], r[3]) for r in rows]
 
     async def iter_events(self, q: EventQuery) -> AsyncIterator[dict[str, Any]]:
         async for rows in self.export_events(q):
@@ -583,8 +552,6 @@ MAX_ARMS = 200
 
 class SQLiteReads(SQLReads):
     """SQLite's dialect of the read queries."""
-
-    EXPORT_KEYSET_FROM_DOCUMENT = True
 
     async def _event_arms(self, q: EventQuery) -> list[tuple[str, str]] | None:
         """SQLite indexes events by source and type together only (migration 0010: two
