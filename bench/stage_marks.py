@@ -63,6 +63,7 @@ RECEIVER = [
     ("receiver.ids", "event_id", "id generation"),
     ("receiver.pipeline", "map_document", "mapping (+ identities)"),
     ("receiver.mapping.engine", "CompiledMapping.redact", "privacy (redaction)"),
+    ("receiver.ingest.endpoint", "Ingest._keep_document", "privacy (redaction)"),  # + the redacted copy
     ("receiver.ingest.answers", "success", "answer (build)"),
     ("receiver.ingest.answers", "failure", "answer (build)"),
     ("receiver.accesslog", "write", "access log (loop side)"),
@@ -99,6 +100,7 @@ SQL = [  # statement -> stage (first match); others: "sql: other " + the first w
     (r"^\s*(WITH .*)?SELECT .*\b(identities|leads|lead_sources)\b", "w: sql: SELECT identities, leads"),
     (r"^\s*BEGIN", "w: sql: BEGIN"),
     (r"^\s*COMMIT", "w: sql: COMMIT (WAL write, fsync)"),
+    (r"^\s*PRAGMA wal_checkpoint", "w: sql: PRAGMA wal_checkpoint"),
 ]
 
 C_SOURCE = r"""
@@ -273,6 +275,29 @@ def install(stages: Stages, spec: list[tuple[str, str, str]]) -> None:
     sqlite3.connect = connect_marked  # type: ignore[assignment]
 
 
+def mark_fingerprint(stages: Stages) -> None:
+    """The endpoint's ``hashlib.sha256`` (the body's fingerprint, for dedup): C, so its
+    module's ``hashlib`` is given a stand-in whose hash objects run through a marker."""
+    import hashlib
+
+    endpoint = importlib.import_module("receiver.ingest.endpoint")
+    k, dispatch = stages.of("fingerprint (SHA-256, dedup)"), stages.dispatch
+
+    class Hash:
+        __slots__ = ("h",)
+
+        def __init__(self, data: bytes = b"") -> None:
+            self.h = dispatch(k, hashlib.sha256, data)
+
+        def update(self, data: bytes) -> None:
+            dispatch(k, self.h.update, data)
+
+        def hexdigest(self) -> str:
+            return dispatch(k, self.h.hexdigest)  # type: ignore[no-any-return]
+
+    endpoint.hashlib = types.SimpleNamespace(sha256=Hash)  # type: ignore[attr-defined]
+
+
 def main() -> None:
     names_file, target, dash_m, module, *rest = sys.argv[1:]
     assert dash_m == "-m"
@@ -281,6 +306,7 @@ def main() -> None:
     spec = list(HTTP)
     if target == "receiver":
         spec += RECEIVER
+        mark_fingerprint(stages)
     else:
         sys.path.insert(0, str(Path(target).parent))
         spec += CEILING
