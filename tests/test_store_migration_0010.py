@@ -5,8 +5,10 @@ same page."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,16 @@ async def pages(store: sqlite_store.SQLiteStore) -> dict[str, list[Any]]:
     return out
 
 
+@contextlib.contextmanager
+def migrations_before(monkeypatch: pytest.MonkeyPatch, version: int) -> Iterator[None]:
+    """Inside: a SQLite store is made and upgraded by the migrations before ``version``
+    alone, as a store written by an earlier release was."""
+    with monkeypatch.context() as m:
+        before = [mig for mig in migrations("sqlite") if mig[0] < version]
+        m.setattr(sqlite_store, "migrations", lambda backend: before)
+        yield
+
+
 def test_a_store_from_before_the_migration_keeps_its_rows_and_pages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,9 +79,7 @@ def test_a_store_from_before_the_migration_keeps_its_rows_and_pages(
 
     async def run() -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         # A store made and written by the migrations before this one.
-        with monkeypatch.context() as m:
-            before = [mig for mig in migrations("sqlite") if mig[0] < VERSION]
-            m.setattr(sqlite_store, "migrations", lambda backend: before)
+        with migrations_before(monkeypatch, VERSION):
             store = sqlite_store.SQLiteStore(path)
             await store.open()
             try:

@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 from test_store_events_index import batch
-from test_store_migration_0010 import dump
+from test_store_migration_0010 import dump, migrations_before
 from test_writer import request
 
 from receiver.clock import rfc3339_epoch
 from receiver.store import sqlite as sqlite_store
 from receiver.store.base import WriteRequest, WriteResult
-from receiver.store.migrate import migrations
 
 VERSION = 11
 FP = "0123abcd" + "e" * 56
@@ -55,9 +54,7 @@ def test_a_store_from_before_the_migration_keeps_its_rows_and_finds_its_duplicat
     old_one = sent(SAME_16, ago=120)  # stored 2 minutes ago
 
     async def run() -> dict[str, Any]:
-        with monkeypatch.context() as m:
-            before = [mig for mig in migrations("sqlite") if mig[0] < VERSION]
-            m.setattr(sqlite_store, "migrations", lambda backend: before)
+        with migrations_before(monkeypatch, VERSION):
             store = sqlite_store.SQLiteStore(path)
             await store.open()
             try:
